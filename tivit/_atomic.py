@@ -1,0 +1,63 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either.
+
+Every file tivit writes (cache entries, benchmark results, search results, reports) goes through
+these helpers: write to a temporary file in the same folder, flush and fsync, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (creating parent folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON atomically (keys sorted, so equal objects give equal files)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n")
+
+
+def atomic_append_lines(path: str | os.PathLike, lines: Iterable[str]) -> Path:
+    """Append whole lines to a text file atomically: rewrite old content + new lines, then replace.
+
+    Appending in place could leave a torn last line after ``kill -9``; rewriting keeps the file whole.
+    Result files are small (one line per dataset x model x layer), so the rewrite is cheap.
+    """
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        raise ValueError(f"{path} does not end with a newline: it was not written by tivit")
+    new = "".join(line if line.endswith("\n") else line + "\n" for line in lines).encode("utf-8")
+    return atomic_write_bytes(path, old + new)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines file; a missing file reads as empty."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
