@@ -1,0 +1,68 @@
+"""The built wheel carries both import packages, the CUDA sources and the `tivit` script.
+
+Builds the wheel, installs it (without dependencies) into a fresh virtual environment, and asks
+that installation, not the source tree, where the kernels are.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    cmd = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = out.glob("tivit-*.whl")
+    return path
+
+
+def test_wheel_contains_packages_kernels_and_script(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    kernels = sorted(p.name for p in (ROOT / "cuda").iterdir() if p.suffix in (".cu", ".cuh", ".h"))
+    assert kernels, "cuda/ holds no kernel sources"
+    for kernel in kernels:
+        assert f"renderers/cuda/{kernel}" in names
+    assert "tivit/__init__.py" in names and "renderers/__init__.py" in names
+    assert not any(n.startswith(("tests/", "benchmarks/", "notebooks/")) for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "tivit = tivit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_wheel_finds_its_kernels(wheel, tmp_path):
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    python = env / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)]
+    result = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Dependencies come from the test environment, appended AFTER the new venv's own site-packages,
+    # so `renderers` and `tivit` are the installed copies, not this checkout.
+    deps = sysconfig.get_paths()["purelib"]
+    code = (
+        f"import sys; sys.path.append({deps!r}); import importlib.resources as r, renderers, tivit; "
+        "assert 'site-packages' in renderers.__file__, renderers.__file__; "
+        "print(sorted(p.name for p in r.files('renderers.cuda').iterdir() if p.name.endswith('.cu')))"
+    )
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = sorted(p.name for p in (ROOT / "cuda").glob("*.cu"))
+    assert result.stdout.strip() == str(expected)
+    # The installed script (its own copy of tivit; dependencies through PYTHONPATH, whose .pth files
+    # are not processed, so the editable checkout stays out of the way).
+    script_env = {"PYTHONPATH": deps, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    for args, needle in ((["--help"], "datasets"), (["datasets"], "GunPoint")):
+        run = subprocess.run([str(env / "bin" / "tivit"), *args], capture_output=True, text=True, timeout=120,
+                             env=script_env, cwd=tmp_path)
+        assert run.returncode == 0 and needle in run.stdout, run.stderr[-3000:]
