@@ -1,0 +1,95 @@
+"""Gramian angular fields, as pyts defines them (``pyts.image.GramianAngularField``).
+
+Per series: PAA down to ``m = min(T, size)`` points (block means over ``floor(linspace(0, T, m+1))``),
+min-max scaling to [-1, 1] (scikit-learn's ``MinMaxScaler``; a constant series maps to -1),
+``cos = x``, ``sin = sqrt(clip(1 - x^2, 0, 1))``, and
+
+    GASF[i, j] = cos_i cos_j - sin_i sin_j        GADF[i, j] = sin_i cos_j - cos_i sin_j
+
+The image is ``(G + 1) / 2`` in [0, 1], grown to ``size`` by pixel replication when T < size.
+The per-series vectors are computed in float64 (``sin`` near ``cos = +-1`` is ill-conditioned),
+the ``size x size`` products in float32.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from renderers._config import GAFConfig
+from renderers._resize import bounds, resize_numpy
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _minmax_scale(p: np.ndarray) -> np.ndarray:
+    """scikit-learn's MinMaxScaler to (-1, 1) along the last axis (a zero range counts as 1)."""
+    low, high = p.min(axis=-1, keepdims=True), p.max(axis=-1, keepdims=True)
+    span = high - low
+    span = np.where(span < 10 * np.finfo(np.float64).eps, 1.0, span)
+    scale = 2.0 / span
+    return p * scale + (-1.0 - low * scale)
+
+
+def numpy_image(x: np.ndarray, cfg: GAFConfig, size: int) -> np.ndarray:
+    """Reference: one series -> ``(size, size)`` image in [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    m = min(len(x), size)
+    start, end = bounds(len(x), m, "box")
+    paa = np.array([x[a:b].mean() for a, b in zip(start, end)])
+    cos = _minmax_scale(paa)
+    sin = np.sqrt(np.clip(1 - cos**2, 0, 1))
+    if cfg.kind == "summation":
+        field = np.outer(cos, cos) - np.outer(sin, sin)
+    else:
+        field = np.outer(sin, cos) - np.outer(cos, sin)
+    image = resize_numpy((field + 1) / 2, size, cfg.resize)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def paa_torch(x: "torch.Tensor", m: int) -> "torch.Tensor":
+    """Block means of ``(g, T)`` rows over pyts's ``m`` segments, from float64 prefix sums (O(T))."""
+    import torch
+
+    t = x.shape[1]
+    if m == t:
+        return x.double()
+    start, end = (torch.from_numpy(a).to(x.device) for a in bounds(t, m, "box"))
+    prefix = torch.nn.functional.pad(torch.cumsum(x, dim=1, dtype=torch.float64), (1, 0))
+    return (prefix[:, end] - prefix[:, start]) / (end - start)
+
+
+def vectors_torch(x: "torch.Tensor", size: int, resize: str) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """``(cos, sin)``: float64 ``(g, size)`` per-series vectors, already grown to ``size``."""
+    import torch
+
+    x = paa_torch(x, min(x.shape[1], size))
+    m = x.shape[1]
+    low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+    span = high - low
+    span = torch.where(span < 10 * np.finfo(np.float64).eps, torch.ones_like(span), span)
+    scale = 2.0 / span
+    cos = x * scale + (-1.0 - low * scale)
+    sin = torch.sqrt(torch.clamp(1 - cos**2, 0, 1))
+    if m < size:
+        grow = torch.from_numpy(bounds(m, size, resize)[0]).to(x.device)
+        cos, sin = cos[:, grow], sin[:, grow]
+    return cos, sin
+
+
+def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor":
+    """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32."""
+    import torch
+
+    cos, sin = vectors_torch(x, size, cfg.resize)
+    one = torch.ones_like(cos)
+    # (G + 1) / 2 as ONE batched rank-3 product: [a, b, 1] @ [c, d, 1]^T / 2
+    if cfg.kind == "summation":
+        left, right = (cos, sin, one), (cos, -sin, one)
+    else:
+        left, right = (sin, cos, one), (cos, -sin, one)
+    left = torch.stack(left, dim=2).float()
+    right = (torch.stack(right, dim=1) * 0.5).float()
+    return torch.bmm(left, right).clamp_(0, 1)

@@ -1,0 +1,105 @@
+"""Recurrence plots, as pyts defines them (``pyts.image.RecurrencePlot``), of the raw series.
+
+Trajectories of dimension m and delay tau, ``N = T - (m - 1) tau`` of them; ``D[a, b]`` is the
+Euclidean distance between trajectories a and b. The image is
+
+- ``threshold=None``: ``D / max(D)`` (pyts returns D itself; the division puts it in [0, 1];
+  an all-zero D stays 0);
+- a float eps: ``D < eps``; ``"point"``: ``D <`` the ``percentage`` percentile of D (numpy's
+  linear percentile); ``"distance"``: ``D < percentage / 100 * max(D)``;
+
+then resized from N to ``size`` (``box``: block means, i.e. the share of recurrences in a block).
+Thresholded plots are computed in float64 so that no comparison flips against pyts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from renderers._config import RecurrenceConfig
+from renderers._resize import resize_numpy, resize_torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+def n_trajectories(length: int, cfg: RecurrenceConfig) -> int:
+    """How many trajectories a series of ``length`` has; raises when it has none."""
+    n = length - (cfg.dimension - 1) * cfg.time_delay
+    if n < 1:
+        raise ValueError(
+            f"a series of length {length} is too short for a recurrence plot with dimension "
+            f"{cfg.dimension} and time_delay {cfg.time_delay} (needs length >= {(cfg.dimension - 1) * cfg.time_delay + 1})"
+        )
+    return n
+
+
+def numpy_image(x: np.ndarray, cfg: RecurrenceConfig, size: int) -> np.ndarray:
+    """Reference: one series -> ``(size, size)`` image in [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    n = n_trajectories(len(x), cfg)
+    traj = np.stack([x[k * cfg.time_delay : k * cfg.time_delay + n] for k in range(cfg.dimension)], axis=1)
+    dist = np.sqrt(((traj[:, None, :] - traj[None, :, :]) ** 2).sum(axis=2))
+    if cfg.threshold is None:
+        image = dist / dist.max() if dist.max() > 0 else np.zeros_like(dist)
+    elif cfg.threshold == "point":
+        image = dist < np.percentile(dist, cfg.percentage)
+    elif cfg.threshold == "distance":
+        image = dist < cfg.percentage / 100 * dist.max()
+    else:
+        image = dist < cfg.threshold
+    return resize_numpy(image.astype(np.float64), size, cfg.resize).astype(np.float32)
+
+
+def _percentile_torch(values: "torch.Tensor", percentage: float) -> "torch.Tensor":
+    """numpy's linear percentile of each row, from two order statistics (no full sort)."""
+    import torch
+
+    n = values.shape[1]
+    pos = percentage / 100 * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    t = pos - lo
+    a = torch.kthvalue(values, lo + 1, dim=1).values
+    b = a if hi == lo else torch.kthvalue(values, hi + 1, dim=1).values
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.Tensor":
+    """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32."""
+    import torch
+
+    n = n_trajectories(x.shape[1], cfg)
+    tau = cfg.time_delay
+    if cfg.threshold is None and cfg.dimension == 1:
+        # D / max D with max D = max x - min x: scale the series once, then one difference per pixel
+        x = x.float()
+        low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+        span = high - low
+        y = (x - low) / torch.where(span > 0, span, torch.ones_like(span))
+        image = torch.sub(y[:, :, None], y[:, None, :]).abs_()
+        return image if n == size else resize_torch(image, size, cfg.resize)
+    x = x.double() if cfg.threshold is not None else x.float()
+    if cfg.dimension == 1:
+        dist = torch.sub(x[:, :, None], x[:, None, :]).abs_()
+    else:
+        dist = torch.zeros(x.shape[0], n, n, dtype=x.dtype, device=x.device)
+        for k in range(cfg.dimension):
+            part = x[:, k * tau : k * tau + n]
+            dist += (part[:, :, None] - part[:, None, :]) ** 2
+        dist = dist.sqrt_()
+    if cfg.threshold is None:
+        top = dist.amax(dim=(1, 2), keepdim=True)
+        image = (dist / torch.where(top > 0, top, torch.ones_like(top))).clamp_(0, 1)
+    else:
+        if cfg.threshold == "point":
+            limit = _percentile_torch(dist.reshape(dist.shape[0], -1), cfg.percentage)[:, None, None]
+        elif cfg.threshold == "distance":
+            limit = cfg.percentage / 100 * dist.amax(dim=(1, 2), keepdim=True)
+        else:
+            limit = cfg.threshold
+        image = (dist < limit).float()
+    return image if n == size else resize_torch(image.float(), size, cfg.resize)

