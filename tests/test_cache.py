@@ -1,0 +1,104 @@
+"""tivit.cache: keys, chunked entries, checksums, corrupt files, location."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tivit.cache import CacheWarning, EmbeddingCache, cache_key, cache_root, data_digest
+
+
+def _config():
+    return {"random_weights": True, "pool": "mean"}
+
+
+def test_root_from_env_and_argument(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIVIT_CACHE", str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"
+    assert cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("TIVIT_CACHE")
+    assert "tivit" in str(cache_root())
+
+
+def test_keys_change_with_content():
+    a = np.arange(12, dtype=np.float32).reshape(3, 1, 4)
+    b = a.copy()
+    b[0, 0, 0] = 1e-7
+    assert data_digest(a) == data_digest(a.copy())
+    assert data_digest(a) != data_digest(b)
+    assert data_digest(a) != data_digest(a.reshape(3, 4, 1))
+    assert cache_key({"x": 1, "y": [1, 2]}) == cache_key({"y": [1, 2], "x": 1})
+    assert cache_key({"x": 1}) != cache_key({"x": 2})
+
+
+def test_chunks_round_trip_in_float16(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    entry = cache.open("ab" * 32, [1, 2], n=5, chunk_size=2, config=_config())
+    assert entry.n_chunks == 3 and entry.done() == []
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, 2, 8)).astype(np.float32)
+    stored = entry.write_chunk(0, values)
+    np.testing.assert_allclose(stored, values, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(stored, values.astype(np.float16).astype(np.float32))
+    assert entry.done() == [0] and not entry.complete()
+    np.testing.assert_array_equal(entry.read_chunk(0), stored)
+    assert entry.read_chunk(1) is None
+    entry.write_chunk(1, rng.normal(size=(2, 2, 8)).astype(np.float32))
+    entry.write_chunk(2, rng.normal(size=(1, 2, 8)).astype(np.float32))
+    assert entry.complete()
+    record = json.loads((entry.path / "record.json").read_text())
+    assert record["layers"] == [1, 2] and record["random_weights"] is True and "created" in record
+    meta = json.loads((entry.path / "chunk-00000.json").read_text())
+    assert meta["dtype"] == "float16" and len(meta["sha256"]) == 64
+    with pytest.raises(ValueError, match="shape"):
+        entry.write_chunk(2, np.zeros((2, 2, 8), np.float32))
+
+
+def test_values_beyond_float16_are_stored_in_float32(tmp_path):
+    entry = EmbeddingCache(tmp_path).open("cd" * 32, [1], n=2, chunk_size=2, config=_config())
+    values = np.array([[[1e6, 1.0]], [[2.0, 3.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(entry.write_chunk(0, values), values)
+    np.testing.assert_array_equal(entry.read_chunk(0), values)
+
+
+def test_corrupt_chunk_is_reported_and_removed(tmp_path):
+    entry = EmbeddingCache(tmp_path).open("ef" * 32, [3], n=4, chunk_size=2, config=_config())
+    entry.write_chunk(0, np.ones((2, 1, 4), np.float32))
+    entry.write_chunk(1, np.ones((2, 1, 4), np.float32))
+    npy = entry.path / "chunk-00001.npy"
+    data = bytearray(npy.read_bytes())
+    data[-3] ^= 0xFF
+    npy.write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match="chunk-00001.npy"):
+        assert entry.read_chunk(1) is None
+    assert entry.done() == [0]
+    assert entry.read_chunk(0) is not None
+
+
+def test_corrupt_record_drops_the_entry(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    key = "01" * 32
+    entry = cache.open(key, [1], n=2, chunk_size=2, config=_config())
+    entry.write_chunk(0, np.ones((2, 1, 4), np.float32))
+    (entry.path / "record.json").write_text("{not json")
+    with pytest.warns(CacheWarning, match="record.json"):
+        fresh = cache.open(key, [1], n=2, chunk_size=2, config=_config())
+    assert fresh.done() == []
+
+
+def test_open_serves_a_complete_superset_and_resumes_an_exact_entry(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    key = "23" * 32
+    full = cache.open(key, [0, 1, 2], n=3, chunk_size=2, config=_config())
+    full.write_chunk(0, np.zeros((2, 3, 4), np.float32))
+    # incomplete superset: a subset request gets its own entry
+    assert cache.open(key, [1], n=3, chunk_size=2, config=_config()).layers == (1,)
+    full.write_chunk(1, np.zeros((1, 3, 4), np.float32))
+    assert cache.open(key, [2, 1], n=3, chunk_size=2, config=_config()).layers == (0, 1, 2)
+    # an exact, partly filled entry is resumed with its own chunk size
+    part = cache.open(key, [5], n=3, chunk_size=1, config=_config())
+    part.write_chunk(0, np.zeros((1, 1, 4), np.float32))
+    again = cache.open(key, [5], n=3, chunk_size=64, config=_config())
+    assert again.path == part.path and again.chunk_size == 1 and again.done() == [0]
+    cache.clear()
+    assert not tmp_path.exists()

@@ -1,0 +1,248 @@
+"""tivit.encoders: the table, layer numbering, one-pass pooled states, weights, errors."""
+
+import pickle
+
+import pytest
+import torch
+
+from tivit.encoders import (
+    ENCODERS,
+    POOLS,
+    EncoderError,
+    EncoderWeightsError,
+    check_pool,
+    load_encoder,
+    load_encoder_from_identity,
+    resolve_layers,
+)
+
+TINY = dict(img_size=32, depth=4)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_encoder("vit_small_patch16_224", weights="random", device="cpu", seed=0, **TINY)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _manual_tokens(model, x, k):
+    """Reference: token embedding then the first k blocks, written out by hand."""
+    with torch.no_grad():
+        t = model.patch_embed(x)
+        t = model._pos_embed(t)
+        t = model.norm_pre(model.patch_drop(t))
+        for blk in model.blocks[:k]:
+            t = blk(t)
+    return t
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 4])
+def test_block_k_equals_manual_forward(tiny, images, k):
+    got = tiny.forward_layers(images, [k], pool="mean")[:, 0]
+    want = _manual_tokens(tiny.model, images, k).mean(dim=1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_one_pass_all_layers_equals_separate_passes(tiny, images):
+    together = tiny.forward_layers(images, "0-4", pool="mean")
+    assert together.shape == (3, 5, tiny.width)
+    for i, k in enumerate(range(5)):
+        alone = tiny.forward_layers(images, [k], pool="mean")[:, 0]
+        torch.testing.assert_close(together[:, i], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_early_stop_runs_no_later_block_and_matches_full_pass(tiny, images):
+    calls = []
+    hooks = [b.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, b in enumerate(tiny.model.blocks)]
+    try:
+        early = tiny.forward_layers(images, [2])
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == [0, 1]  # blocks 1 and 2 only
+    with torch.no_grad():
+        full = tiny.model.forward_intermediates(images, indices=[1], return_prefix_tokens=True, output_fmt="NLC")[1][0]
+    full_tokens = torch.cat([full[1], full[0]], dim=1)
+    torch.testing.assert_close(early[:, 0], full_tokens.mean(1), atol=1e-5, rtol=1e-5)
+
+
+def test_layer_zero_alone_runs_no_block(tiny, images):
+    calls = []
+    hook = tiny.model.blocks[0].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        out = tiny.forward_layers(images, 0)
+    finally:
+        hook.remove()
+    assert calls == []
+    torch.testing.assert_close(out[:, 0], _manual_tokens(tiny.model, images, 0).mean(1), atol=1e-6, rtol=1e-6)
+
+
+def test_pools(tiny, images):
+    tokens = _manual_tokens(tiny.model, images, 3)
+    p = tiny.prefix_tokens
+    want = {
+        "mean": tokens.mean(1),
+        "mean_patch": tokens[:, p:].mean(1),
+        "cls": tokens[:, 0],
+        "mean+cls": torch.cat([tokens.mean(1), tokens[:, 0]], dim=-1),
+    }
+    for pool in POOLS:
+        got = tiny.forward_layers(images, [3], pool=pool)[:, 0]
+        assert got.shape[-1] == tiny.pooled_width(pool)
+        torch.testing.assert_close(got, want[pool], atol=1e-5, rtol=1e-5)
+    assert tiny.pooled_width("mean+cls") == 2 * tiny.width
+
+
+def test_final_norm_applied_when_asked(tiny, images):
+    tokens = _manual_tokens(tiny.model, images, 2)
+    with torch.no_grad():
+        want = tiny.model.norm(tokens).mean(1)
+    got = tiny.forward_layers(images, [2], norm=True)[:, 0]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, tiny.forward_layers(images, [2], norm=False)[:, 0])
+
+
+def test_registers_and_no_prefix_models(images):
+    reg = load_encoder("vit_small_patch14_reg4_dinov2", weights="random", img_size=28, depth=2)
+    assert reg.prefix_tokens == 5
+    x = torch.randn(2, 3, 28, 28)
+    tokens = _manual_tokens(reg.model, x, 1)
+    torch.testing.assert_close(reg.forward_layers(x, [1], "mean_patch")[:, 0], tokens[:, 5:].mean(1), atol=1e-5, rtol=1e-5)
+    siglip = load_encoder("vit_base_patch16_siglip_224", weights="random", img_size=32, depth=2, embed_dim=64, num_heads=2)
+    assert siglip.prefix_tokens == 0
+    out = siglip.forward_layers(torch.randn(2, 3, 32, 32), "all")
+    assert out.shape == (2, 2, 64)
+    with pytest.raises(EncoderError, match="class token"):
+        siglip.forward_layers(torch.randn(2, 3, 32, 32), [1], pool="cls")
+
+
+def test_resolve_layers():
+    assert resolve_layers("all", 12) == tuple(range(1, 13))
+    assert resolve_layers(None, 3) == (1, 2, 3)
+    assert resolve_layers(14, 32) == (14,)
+    assert resolve_layers([3, 1, 3], 12) == (1, 3)
+    assert resolve_layers("0-2,5", 12) == (0, 1, 2, 5)
+    assert resolve_layers("middle", 12) == (6,)
+    assert resolve_layers(-1, 12) == (12,)
+    with pytest.raises(EncoderError, match=r"valid layers are 0\.\.12"):
+        resolve_layers(13, 12)
+    with pytest.raises(EncoderError, match="valid layers are 0..12"):
+        resolve_layers([-14], 12)
+    with pytest.raises(EncoderError, match="cannot read layers"):
+        resolve_layers("one", 12)
+    with pytest.raises(EncoderError, match="integers"):
+        resolve_layers([1.5], 12)
+    with pytest.raises(EncoderError, match="empty"):
+        resolve_layers([], 12)
+
+
+def test_bad_inputs(tiny, images):
+    with pytest.raises(EncoderError, match="unknown pool 'avg'"):
+        check_pool("avg")
+    with pytest.raises(EncoderError, match=r"\(B, 3, 32, 32\)"):
+        tiny.forward_layers(torch.randn(2, 3, 64, 64), [1])
+    with pytest.raises(EncoderError, match="did you mean"):
+        load_encoder("dinov2-small", weights="random")
+    with pytest.raises(EncoderError, match="not a ViT-family"):
+        load_encoder("resnet18", weights="random")
+
+
+def test_random_weights_are_seeded_and_labelled(images):
+    a = load_encoder("vit_small_patch16_224", weights="random", seed=3, **TINY)
+    b = load_encoder("vit_small_patch16_224", weights="random", seed=3, **TINY)
+    c = load_encoder("vit_small_patch16_224", weights="random", seed=4, **TINY)
+    assert a.random_weights and a.weights == "random(seed=3)"
+    assert a.identity()["random_weights"] is True
+    torch.testing.assert_close(a.forward_layers(images, [2]), b.forward_layers(images, [2]))
+    assert not torch.allclose(a.forward_layers(images, [2]), c.forward_layers(images, [2]))
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_weights_file_loads_and_reproduces(tiny, images, tmp_path, fmt):
+    state = {k: v.contiguous() for k, v in tiny.model.state_dict().items()}
+    path = tmp_path / f"w.{fmt}"
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    loaded = load_encoder("vit_small_patch16_224", weights=path, seed=99, **TINY)
+    assert loaded.weights.startswith("file:") and not loaded.random_weights
+    assert loaded.identity()["sha256"] and loaded.identity()["path"] == str(path.resolve())
+    torch.testing.assert_close(loaded.forward_layers(images, "all"), tiny.forward_layers(images, "all"))
+    again = load_encoder_from_identity(loaded.identity())
+    torch.testing.assert_close(again.forward_layers(images, [1]), tiny.forward_layers(images, [1]))
+    path.write_bytes(b"changed")
+    with pytest.raises(EncoderWeightsError, match="changed"):
+        load_encoder_from_identity(loaded.identity())
+
+
+def test_wrong_or_missing_weights_file(tmp_path):
+    with pytest.raises(EncoderWeightsError, match="does not exist"):
+        load_encoder("vit_small_patch16_224", weights=tmp_path / "nope.pth", **TINY)
+    other = load_encoder("vit_small_patch16_224", weights="random", img_size=32, depth=2, embed_dim=64, num_heads=2)
+    path = tmp_path / "other.pth"
+    torch.save(other.model.state_dict(), path)
+    with pytest.raises(EncoderWeightsError, match="does not fit"):
+        load_encoder("vit_small_patch16_224", weights=path, **TINY)
+
+
+def test_offline_missing_pretrained_error_names_alternatives(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderWeightsError) as info:
+        load_encoder("dinov2-s", weights="pretrained", img_size=28, depth=1)
+    text = str(info.value)
+    assert "cannot be loaded" in text and "random" in text and "PATH" in text and "dinov2-s" in text
+
+
+def test_pickle_stores_identity_not_weights(tiny, images):
+    blob = pickle.dumps(tiny)
+    assert len(blob) < 10_000  # the weights (~10 MB) are not in it
+    back = pickle.loads(blob)
+    torch.testing.assert_close(back.forward_layers(images, [1, 4]), tiny.forward_layers(images, [1, 4]))
+
+
+def test_table_matches_timm_models():
+    """Every row's depth, width, prefix tokens, input size and mean/std agree with the timm model."""
+    import timm
+
+    for spec in ENCODERS.values():
+        with torch.device("meta"):
+            model = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **dict(spec.timm_kwargs))
+        assert len(model.blocks) == spec.depth, spec.name
+        assert model.embed_dim == spec.width, spec.name
+        assert model.num_prefix_tokens == spec.prefix_tokens, spec.name
+        assert model.patch_embed.img_size == (spec.input_size, spec.input_size), spec.name
+        assert tuple(model.pretrained_cfg["mean"]) == spec.mean, spec.name
+        assert tuple(model.pretrained_cfg["std"]) == spec.std, spec.name
+        assert (type(model.norm).__name__ != "Identity") == spec.final_norm, spec.name
+
+
+def test_friendly_name_input_size_from_model():
+    enc = load_encoder("dinov2-s", weights="random", img_size=56, depth=1)
+    assert enc.input_size == 56 and enc.name == "dinov2-s"
+    assert enc.mean == ENCODERS["dinov2-s"].mean
+
+
+def test_auto_batch_size_cpu(tiny):
+    assert tiny.auto_batch_size() == 32
+    assert tiny.auto_batch_size(5) == 5
+
+
+@pytest.mark.slow
+def test_compiled_encoder_matches_eager(tiny, images):
+    """torch.compile path (~15 s to compile on a small CPU): same numbers, smaller last batch padded."""
+    compiled = load_encoder("vit_small_patch16_224", weights="random", device="cpu", seed=0, compile=True, **TINY)
+    torch.testing.assert_close(compiled.forward_layers(images, "all"), tiny.forward_layers(images, "all"),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(compiled.forward_layers(images[:2], "all"), tiny.forward_layers(images[:2], "all"),
+                               atol=1e-5, rtol=1e-5)
+    # layer 0 runs eagerly and still matches
+    torch.testing.assert_close(compiled.forward_layers(images, [0, 1]), tiny.forward_layers(images, [0, 1]),
+                               atol=1e-5, rtol=1e-5)
+    assert pickle.loads(pickle.dumps(compiled)).compile is True

@@ -1,0 +1,197 @@
+"""On-disk cache of per-layer embeddings, filled chunk by chunk so an interrupted run resumes.
+
+An entry is keyed by a hash of everything that changes the numbers: the data's bytes, the renderer
+config, the encoder identity (weights included), precision, pool and final norm. Under one key,
+each set of computed layers is its own sub-entry; a request for a subset of cached layers is served
+from it. Layout::
+
+    <root>/<key[:2]>/<key>/<layers-id>/record.json        config, layers, shape, chunk size, created
+                                      /chunk-00000.npy     float16 (rows, L, D) (float32 if it would overflow)
+                                      /chunk-00000.json    sha256 of the .npy, rows, dtype
+
+Every file is written atomically; a chunk counts only when its sidecar exists and the checksum of
+its ``.npy`` matches, so a killed run leaves whole chunks and nothing half written. A corrupt chunk
+or record is reported with a warning naming the file, removed, and recomputed by the caller.
+Concurrent writers (ranks of a multi-device run) write distinct chunks or identical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from tivit._atomic import atomic_write_bytes, atomic_write_json
+
+FORMAT = 1  # bump when the meaning of stored values changes
+_FLOAT16_MAX = 65000.0
+
+
+class CacheWarning(UserWarning):
+    """A cache file was unreadable or failed its checksum; it is being recomputed."""
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of the embedding cache: ``cache_dir``, else ``$TIVIT_CACHE``, else the user cache dir."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("TIVIT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tivit")) / "embeddings"
+
+
+def data_digest(X: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes."""
+    X = np.ascontiguousarray(X)
+    digest = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())
+    digest.update(memoryview(X).cast("B"))
+    return digest.hexdigest()
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``parts`` (keys sorted)."""
+    text = json.dumps({"format": FORMAT, **parts}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class CacheEntry:
+    """One sub-entry: the embeddings of ``layers`` for ``n`` samples, stored in chunks of ``chunk_size``."""
+
+    def __init__(self, path: Path, record: dict) -> None:
+        self.path = path
+        self.record = record
+        self.layers: tuple[int, ...] = tuple(record["layers"])
+        self.n: int = int(record["n"])
+        self.chunk_size: int = int(record["chunk_size"])
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk_size)
+
+    def rows(self, chunk: int) -> slice:
+        """Sample indices covered by ``chunk``."""
+        return slice(chunk * self.chunk_size, min(self.n, (chunk + 1) * self.chunk_size))
+
+    def _files(self, chunk: int) -> tuple[Path, Path]:
+        return self.path / f"chunk-{chunk:05d}.npy", self.path / f"chunk-{chunk:05d}.json"
+
+    def done(self) -> list[int]:
+        """Chunks whose sidecar exists (not yet checksum-verified)."""
+        return [i for i in range(self.n_chunks) if self._files(i)[1].exists()]
+
+    def complete(self) -> bool:
+        return len(self.done()) == self.n_chunks
+
+    def write_chunk(self, chunk: int, values: np.ndarray) -> np.ndarray:
+        """Store one chunk (float16 unless it would overflow); return the values as stored, in float32."""
+        rows = self.rows(chunk)
+        expected = (rows.stop - rows.start, len(self.layers))
+        if values.shape[:2] != expected:
+            raise ValueError(f"chunk {chunk} must have shape {expected} + (D,), got {values.shape}")
+        big = values.size and float(np.nanmax(np.abs(values))) > _FLOAT16_MAX
+        stored = np.ascontiguousarray(values, dtype=np.float32 if big else np.float16)
+        buffer = io.BytesIO()
+        np.save(buffer, stored, allow_pickle=False)
+        data = buffer.getvalue()
+        npy, sidecar = self._files(chunk)
+        atomic_write_bytes(npy, data)
+        atomic_write_json(sidecar, {"sha256": _sha256(data), "rows": [rows.start, rows.stop],
+                                    "dtype": stored.dtype.name, "shape": list(stored.shape)})
+        return stored.astype(np.float32)
+
+    def read_chunk(self, chunk: int) -> np.ndarray | None:
+        """The chunk as float32, or None if missing; a corrupt chunk is warned about, removed, and None."""
+        npy, sidecar = self._files(chunk)
+        if not sidecar.exists():
+            return None
+        try:
+            meta = json.loads(sidecar.read_text())
+            data = npy.read_bytes()
+            if _sha256(data) != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            values = np.load(io.BytesIO(data), allow_pickle=False)
+            rows = self.rows(chunk)
+            if values.shape[:2] != (rows.stop - rows.start, len(self.layers)):
+                raise ValueError(f"shape {values.shape} does not match the record")
+        except (OSError, ValueError, KeyError) as err:
+            warnings.warn(f"corrupt cache chunk {npy} ({err}); recomputing it", CacheWarning, stacklevel=3)
+            npy.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+            return None
+        return values.astype(np.float32)
+
+
+class EmbeddingCache:
+    """The cache under one root folder (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = cache_root(root)
+
+    def _key_dir(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def _entries(self, key: str) -> Iterable[CacheEntry]:
+        folder = self._key_dir(key)
+        if not folder.is_dir():
+            return
+        for sub in sorted(folder.iterdir()):
+            record_file = sub / "record.json"
+            if not record_file.exists():
+                continue
+            try:
+                record = json.loads(record_file.read_text())
+                entry = CacheEntry(sub, record)
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                warnings.warn(f"corrupt cache record {record_file} ({err}); removing the entry", CacheWarning,
+                              stacklevel=3)
+                shutil.rmtree(sub, ignore_errors=True)
+                continue
+            yield entry
+
+    def open(self, key: str, layers: Iterable[int], n: int, chunk_size: int, config: dict) -> CacheEntry:
+        """The entry to read from and fill: a complete one holding all ``layers``, else one for exactly
+        ``layers`` (existing and partly filled, to resume, or new)."""
+        layers = tuple(sorted(int(k) for k in layers))
+        exact = None
+        for entry in self._entries(key):
+            if entry.n != n:
+                continue
+            if entry.layers == layers:
+                exact = entry
+            elif set(layers) <= set(entry.layers) and entry.complete():
+                return entry
+        if exact is not None:
+            return exact
+        layer_id = "layers-" + hashlib.sha256(json.dumps(layers).encode()).hexdigest()[:12]
+        path = self._key_dir(key) / layer_id
+        record = {
+            "key": key,
+            "layers": list(layers),
+            "n": int(n),
+            "chunk_size": int(chunk_size),
+            "config": config,
+            "random_weights": bool(config.get("random_weights", False)),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "format": FORMAT,
+        }
+        atomic_write_json(path / "record.json", record)
+        return CacheEntry(path, record)
+
+    def clear(self) -> None:
+        """Remove every cached embedding under this root."""
+        shutil.rmtree(self.root, ignore_errors=True)
