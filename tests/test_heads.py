@@ -1,0 +1,156 @@
+"""tivit.heads: the linear head matches scikit-learn, the batched per-layer/per-fold fits match
+one-at-a-time fits, MLP and layer-mix learn, fits are deterministic and leave no trace."""
+
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tivit.heads import HeadClassifier, LayerChoice, choose_layer, fit_linear_per_layer
+
+
+def _blobs(n=240, d=32, k=4, signal=0.5, seed=0, offset=3.0, spread=5.0):
+    """Overlapping Gaussian classes, features on arbitrary scales (so standardisation matters)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    rng.shuffle(y)
+    centres = rng.normal(size=(k, d))
+    X = signal * centres[y] + rng.normal(size=(n, d))
+    X = X * rng.uniform(0.1, spread, size=d) + offset
+    return X.astype(np.float32), np.array([f"c{v}" for v in y])
+
+
+def _sklearn(X, y, C=1.0):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500)).fit(X.astype(np.float64), y)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("C", [1.0, 0.05])
+def test_linear_head_matches_sklearn_logistic_regression(k, C):
+    X, y = _blobs(k=k)
+    fit, test = slice(0, 180), slice(180, None)
+    head = HeadClassifier("linear", C=C).fit(X[fit], y[fit])
+    ref = _sklearn(X[fit], y[fit], C)
+    assert list(head.classes_) == list(ref.classes_)
+    np.testing.assert_allclose(head.predict_proba(X), ref.predict_proba(X), atol=5e-3)
+    weight = head.module_.weight.detach().numpy()[0, 0]  # (d, outputs): binary has one vector, as sklearn
+    np.testing.assert_allclose(weight.T, ref[-1].coef_, atol=5e-3 * max(1.0, np.abs(ref[-1].coef_).max()))
+    acc, ref_acc = head.score(X[test], y[test]), ref.score(X[test], y[test])
+    assert abs(acc - ref_acc) <= 0.01 + 1e-9
+
+
+def test_standardisation_lives_inside_the_head():
+    X, y = _blobs()
+    a = HeadClassifier().fit(X, y).predict_proba(X)
+    b = HeadClassifier().fit(X * 1000.0 - 7.0, y).predict_proba(X * 1000.0 - 7.0)
+    np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_per_layer_fit_equals_one_head_per_layer():
+    X, y = _blobs(d=16)
+    layers = np.stack([X, X[:, ::-1] * 0.5, np.random.default_rng(1).normal(size=X.shape).astype(np.float32)], 1)
+    heads = fit_linear_per_layer(layers, y)
+    proba = heads.predict_proba(layers)
+    for k in range(3):
+        single = HeadClassifier().fit(layers[:, k], y)
+        np.testing.assert_allclose(proba[k], single.predict_proba(layers[:, k]), atol=5e-3)
+    scores = heads.score(layers, y)
+    assert scores.shape == (3,) and scores[2] < scores[0]
+
+
+def test_choose_layer_uses_folds_like_separate_fits_and_picks_the_informative_layer():
+    from tivit.cv import cv_folds
+
+    X, y = _blobs(n=120, d=12, signal=0.8)
+    noise = np.random.default_rng(2).normal(size=X.shape).astype(np.float32)
+    feats = np.stack([noise, X, noise * 2 + 1], axis=1)
+    choice = choose_layer(feats, y, layers=(3, 6, 9), random_state=0)
+    assert isinstance(choice, LayerChoice) and choice.layer == 6
+    assert set(choice.scores) == {3, 6, 9} and choice.scores[6] > choice.scores[3]
+    # the batched fold x layer problem scores like a fold-by-fold loop with sklearn
+    folds = cv_folds(np.unique(y, return_inverse=True)[1], 5, seed=0)
+    expected = np.mean([_sklearn(X[f], y[f]).score(X[v], y[v]) for f, v in folds])
+    assert abs(choice.scores[6] - expected) <= 0.02
+    assert choose_layer(feats, y, layers=(3, 6, 9), random_state=0) == choice  # deterministic
+
+
+def test_mlp_head_learns_and_is_deterministic():
+    X, y = _blobs(n=160, d=16, signal=1.5)
+    a = HeadClassifier("mlp", hidden=(32,), max_epochs=60, patience=5, random_state=3).fit(X[:120], y[:120])
+    b = HeadClassifier("mlp", hidden=(32,), max_epochs=60, patience=5, random_state=3).fit(X[:120], y[:120])
+    np.testing.assert_array_equal(a.predict_proba(X[120:]), b.predict_proba(X[120:]))
+    assert a.score(X[120:], y[120:]) > 0.6
+    two = HeadClassifier("mlp", hidden=(16, 8), max_epochs=5, random_state=0).fit(X, y)
+    assert two.predict_proba(X).shape == (160, 4)
+
+
+def test_layer_mix_exposes_weights_and_favours_the_informative_layer():
+    X, y = _blobs(n=160, d=16, signal=1.0)
+    noise = np.random.default_rng(5).normal(size=X.shape).astype(np.float32)
+    head = HeadClassifier("layer_mix").fit(np.stack([noise, X, noise[::-1]], 1), y)
+    w = head.layer_weights_
+    assert w.shape == (3,) and abs(w.sum() - 1) < 1e-5 and w.argmax() == 1
+    assert head.predict(np.stack([noise, X, noise[::-1]], 1)).shape == (160,)
+
+
+def test_fit_leaves_global_state_and_disk_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, y = _blobs(n=60, d=8)
+    random.seed(7)
+    np.random.seed(7)
+    torch.manual_seed(7)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(7)
+    np.random.seed(7)
+    torch.manual_seed(7)
+    flag = torch.are_deterministic_algorithms_enabled()
+    HeadClassifier().fit(X, y)
+    HeadClassifier("mlp", max_epochs=3).fit(X, y)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    assert torch.are_deterministic_algorithms_enabled() == flag
+    assert os.listdir(tmp_path) == []  # no lightning_logs, no checkpoints
+
+
+def test_sklearn_compatibility_cross_val_and_pickle():
+    X, y = _blobs(n=100, d=8, signal=1.5)
+    scores = cross_val_score(HeadClassifier(C=0.5), X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.5
+    head = HeadClassifier().fit(X, y)
+    again = pickle.loads(pickle.dumps(head))
+    np.testing.assert_array_equal(again.predict_proba(X), head.predict_proba(X))
+
+
+def test_bad_input_gets_clear_errors():
+    X, y = _blobs(n=40, d=4)
+    with pytest.raises(ValueError, match="single class"):
+        HeadClassifier().fit(X, np.zeros(40))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        HeadClassifier().fit(bad, y)
+    with pytest.raises(ValueError, match=r"shape \(n, d\)"):
+        HeadClassifier().fit(X[:, :, None], y)
+    with pytest.raises(ValueError, match=r"shape \(n, layers, d\)"):
+        HeadClassifier("layer_mix").fit(X, y)
+    with pytest.raises(ValueError, match="one label per sample"):
+        HeadClassifier().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="kind='svm' is not a head"):
+        HeadClassifier("svm").fit(X, y)
+    with pytest.raises(ValueError, match="C must be a positive"):
+        HeadClassifier(C=0).fit(X, y)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        HeadClassifier().predict(X)
+    head = HeadClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="fitted on"):
+        head.predict(X[:, :3])
+    with pytest.raises(ValueError, match="only in the evaluation data"):
+        head.score(X, np.where(y == "c0", "never-seen", y))

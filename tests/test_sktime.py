@@ -1,0 +1,203 @@
+"""tivit.sktime on real data with a tiny random-weights encoder: the estimator equals the hand-made
+composition, the paper preset equals the published protocol, odd data fits, bad input fails clearly,
+and a fitted classifier pickles without its encoder's weights."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import renderers
+from tivit.data import interpolate_missing, load_dataset, pad_to_length
+from tivit.embed import extract
+from tivit.encoders import EncoderError, load_encoder
+from tivit.heads import HeadClassifier
+from tivit.presets import paper_layer
+from tivit.sktime import TiViTClassifier, TiViTTransformer
+
+NAME = "vit_tiny_patch16_224"
+TIMM = {"img_size": 32, "patch_size": 8, "depth": 2}
+TINY = dict(encoder=NAME, weights="random", encoder_kwargs=TIMM, cache_dir=False, random_state=0)
+
+
+def _encoder(seed=0):
+    return load_encoder(NAME, weights="random", seed=seed, device="cpu", **TIMM)
+
+
+def _embed(X, layers, preset="default", normalize=False, seed=0):
+    cfg = renderers.make_config("tivit", preset)
+    return extract(X, cfg, _encoder(seed), layers=layers, normalize=normalize, cache_dir=False, progress=False)
+
+
+def _subset(ds, n_train=None, n_test=None):
+    """A few series per class from each split (keeps every class in train)."""
+    def take(y, n):
+        if n is None or n >= len(y):
+            return np.arange(len(y))
+        idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=0)
+        return np.sort(idx)
+
+    tr, te = take(ds.y_train, n_train), take(ds.y_test, n_test)
+    return ds.X_train[tr], ds.y_train[tr], ds.X_test[te], ds.y_test[te]
+
+
+@pytest.mark.parametrize("name,n_test", [("GunPoint", None), ("ItalyPowerDemand", 200), ("ArrowHead", None)])
+def test_classifier_equals_render_extract_head_by_hand_and_sklearn(name, n_test):
+    X_train, y_train, X_test, y_test = _subset(load_dataset(name), None, n_test)
+    clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    assert clf.random_weights_ and clf.layers_ == (2,)
+
+    train, test = _embed(X_train, 2).layer(2), _embed(X_test, 2).layer(2)
+    head = HeadClassifier("linear").fit(train, y_train)
+    np.testing.assert_array_equal(clf.predict(X_test), head.predict(test))
+    assert clf.score(X_test, y_test) == pytest.approx(head.score(test, y_test))
+    np.testing.assert_allclose(clf.predict_proba(X_test), head.predict_proba(test), atol=1e-6)
+
+    sk = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)).fit(train, y_train)
+    assert abs(head.score(test, y_test) - sk.score(test, y_test)) <= 0.01 + 1e-9
+
+
+def test_paper_preset_reproduces_the_published_protocol():
+    X_train, y_train, X_test, y_test = _subset(load_dataset("GunPoint"), None, 60)
+    clf = TiViTClassifier(**{**TINY, "random_state": 3}, preset="paper").fit(X_train, y_train)
+
+    depth = _encoder().depth
+    layer = paper_layer(depth)
+    assert clf.layers_ == (layer,) and paper_layer(32) == 14
+    # zero padding, paper renderer, mean over all tokens, L2-normalised embeddings
+    prep = lambda X: pad_to_length(interpolate_missing(X))  # noqa: E731
+    # random weights are seeded by random_state
+    train = _embed(prep(X_train), layer, "paper", normalize=True, seed=3).layer(layer)
+    test = _embed(prep(X_test), layer, "paper", normalize=True, seed=3).layer(layer)
+    np.testing.assert_allclose(np.linalg.norm(train, axis=1), 1.0, atol=1e-5)
+    # a random, UNSTRATIFIED 80 % of train, never refitted
+    fit_idx, _ = train_test_split(np.arange(len(y_train)), train_size=0.8, random_state=3, shuffle=True)
+    np.testing.assert_array_equal(clf.fit_index_, np.sort(fit_idx))
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1, solver="lbfgs", max_iter=500))
+    ref.fit(train[fit_idx], y_train[fit_idx])
+    agree = (clf.predict(X_test) == ref.predict(test)).mean()
+    assert agree >= 0.98
+    assert abs(clf.score(X_test, y_test) - ref.score(test, y_test)) <= 0.01 + 1e-9
+
+
+@pytest.mark.parametrize("name,n_train,n_test", [("JapaneseVowels", 27, 18), ("PLAID", 33, 11), ("BasicMotions", None, 12)])
+def test_unequal_length_and_multivariate_fit_and_predict(name, n_train, n_test):
+    ds = load_dataset(name)
+    X_train, y_train, X_test, _ = _subset(ds, n_train, n_test)
+    clf = TiViTClassifier(**TINY, layer=[1, 2]).fit(X_train, y_train)
+    proba = clf.predict_proba(X_test)
+    assert proba.shape == (len(X_test), len(np.unique(y_train)))
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert set(clf.predict(X_test)) <= set(y_train)
+    assert clf.head_.n_features_in_ == 2 * ds.n_channels * _encoder().width
+
+
+def test_unequal_length_in_sktime_containers_equals_the_nan_padded_panel():
+    import pandas as pd
+
+    X_train, y_train, X_test, _ = _subset(load_dataset("JapaneseVowels"), 18, 9)
+    lengths = (~np.isnan(X_test).all(1)).sum(1)
+    df_list = [pd.DataFrame(x[:, :n].T) for x, n in zip(X_test, lengths)]
+    clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    np.testing.assert_allclose(clf.predict_proba(df_list), clf.predict_proba(X_test), atol=1e-6)
+
+
+def test_layer_auto_mix_and_fusion():
+    from sktime.transformations.rocket import MiniRocket
+
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 30, 20)
+    auto = TiViTClassifier(**TINY, layer="auto").fit(X_train, y_train)
+    assert auto.layer_ in (1, 2) and set(auto.layer_scores_) == {1, 2} and auto.layers_ == (auto.layer_,)
+    from tivit.heads import choose_layer  # train only: the same choice from the training embeddings by hand
+
+    assert choose_layer(_embed(X_train, [1, 2]), y_train, random_state=0).layer == auto.layer_
+
+    mix = TiViTClassifier(**TINY, layer="mix").fit(X_train, y_train)
+    w = mix.head_.layer_weights_
+    assert w.shape == (2,) and abs(w.sum() - 1) < 1e-5
+    assert mix.predict(X_test).shape == (20,)
+
+    fused = TiViTClassifier(**TINY, layer=2, fuse_with=MiniRocket(num_kernels=84, random_state=0))
+    fused.fit(X_train, y_train)
+    features = fused._features(X_train)
+    width = _encoder().width
+    assert features.shape[1] > width  # tivit block + MiniRocket block
+    for block in (features[:, :width], features[:, width:]):  # each block standardised to equal total variance
+        assert block.var(axis=0).sum() == pytest.approx(1.0, rel=1e-3)
+    assert fused.predict(X_test).shape == (20,)
+
+
+def test_pickle_and_joblib_store_the_encoder_identity_not_its_weights(tmp_path):
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 20, 10)
+    clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    expected = clf.predict_proba(X_test)
+    blob = pickle.dumps(clf)
+    weight_bytes = sum(p.numel() * 4 for p in _encoder().model.parameters())
+    assert len(blob) < weight_bytes / 10
+    again = pickle.loads(blob)
+    assert again._encoder_slot.encoder is None and again.encoder_identity_["random_weights"]
+    np.testing.assert_array_equal(again.predict_proba(X_test), expected)
+    assert again._encoder_slot.encoder is not None  # rebuilt lazily on first use
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(X_test), expected)
+
+
+def test_missing_values_interpolated_or_refused():
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 20, 10)
+    holes = X_test.copy()
+    holes[:, 0, 40:45] = np.nan
+    clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    np.testing.assert_allclose(clf.predict_proba(holes), clf.predict_proba(interpolate_missing(holes)), atol=1e-6)
+    strict = TiViTClassifier(**TINY, layer=2, missing="error").fit(X_train, y_train)
+    with pytest.raises(ValueError, match="missing='error'"):
+        strict.predict(holes)
+    with pytest.raises(ValueError, match="missing='error'"):
+        TiViTClassifier(**TINY, layer=2, missing="error").fit(holes, y_train[:10])
+
+
+def test_bad_input_gets_sktime_style_errors():
+    X_train, y_train, X_test, y_test = _subset(load_dataset("GunPoint"), 12, 6)
+    with pytest.raises(EncoderError, match="unknown encoder 'vit_nonexistent'"):
+        TiViTClassifier(**{**TINY, "encoder": "vit_nonexistent"}, layer=1).fit(X_train, y_train)
+    with pytest.raises(EncoderError, match=r"valid layers are 0\.\.2"):
+        TiViTClassifier(**TINY, layer=5).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="layer='deep' is not understood"):
+        TiViTClassifier(**TINY, layer="deep").fit(X_train, y_train)
+    with pytest.raises(ValueError, match="unknown preset"):
+        TiViTClassifier(**TINY, preset="best").fit(X_train, y_train)
+    with pytest.raises(ValueError, match="head='svm'"):
+        TiViTClassifier(**TINY, layer=1, head="svm").fit(X_train, y_train)
+    with pytest.raises((TypeError, ValueError)):  # wrong dims: sktime's own input check
+        TiViTClassifier(**TINY, layer=1).fit(X_train[:, :, :, None], y_train)
+    with pytest.raises(ValueError):  # one label per series
+        TiViTClassifier(**TINY, layer=1).fit(X_train, y_train[:-1])
+
+    clf = TiViTClassifier(**TINY, layer=1).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="only in the evaluation data"):
+        clf.score(X_test, np.where(y_test == y_test[0], "unseen", y_test))
+    # a single class: sktime's documented behaviour is to predict that class, without fitting
+    single = TiViTClassifier(**TINY, layer=1).fit(X_train, np.full(len(y_train), "a"))
+    assert set(single.predict(X_test)) == {"a"}
+
+
+def test_transformer_features_and_pipeline():
+    from sktime.classification.compose import SklearnClassifierPipeline
+
+    X_train, y_train, X_test, y_test = _subset(load_dataset("GunPoint"), 20, 10)
+    t = TiViTTransformer(**TINY, layers=[1, 2])
+    out = t.fit_transform(X_test)
+    values = _embed(X_test, [1, 2]).values
+    assert out.shape == (10, 2 * values.shape[2]) and out.columns[0] == "layer1_0"
+    np.testing.assert_allclose(out.to_numpy(), values.reshape(10, -1), atol=1e-6)
+
+    pipe = SklearnClassifierPipeline(LogisticRegression(max_iter=500), [TiViTTransformer(**TINY, layers=2)])
+    pipe.fit(X_train, y_train)
+    assert pipe.predict(X_test).shape == (10,)
+    paper = TiViTTransformer(**TINY, preset="paper").fit(X_train)
+    assert paper.layers_ == (paper_layer(2),)
+    np.testing.assert_allclose(np.linalg.norm(paper.transform(X_test).to_numpy(), axis=1), 1.0, atol=1e-5)

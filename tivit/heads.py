@@ -1,0 +1,802 @@
+"""Heads: small classifiers trained on frozen embeddings, as Lightning modules.
+
+The encoder is the expensive part of tivit; a head must cost little next to it, so that changing
+the layer, the head or its regularisation is cheap. Three kinds:
+
+- ``linear``: multinomial logistic regression with an L2 penalty -- the published TiViT head
+  (``StandardScaler + LogisticRegression(C=1, lbfgs)``). It minimises scikit-learn's objective
+  ``C * sum_i CE_i + 0.5 * ||W||^2`` (no penalty on the intercept; one weight vector for two
+  classes, as sklearn's binomial loss), scaled by ``1 / (C n)`` for conditioning, with full-batch
+  L-BFGS (strong-Wolfe line search). Independent problems (one per layer) are solved as ONE
+  batched problem: the losses are separable, so the sum has the same minimiser, and a batched
+  matrix product over layers is much faster than a loop (:func:`fit_linear_per_layer`).
+- ``mlp``: one or two hidden layers with dropout, AdamW, early stopping on a stratified
+  validation split; the best epoch's weights are kept.
+- ``layer_mix``: softmax weights over layers, then the linear head on the mixed features; the
+  learned weights are exposed as ``layer_weights_``.
+
+Features are standardised inside every head (mean and standard deviation fitted on the training
+data), so the head can be applied to raw embeddings. :class:`HeadClassifier` is the sklearn-style
+face of the three (``fit``/``predict``/``predict_proba``/``classes_``), usable with sklearn's
+cross-validation tools. :func:`choose_layer` picks a layer by stratified cross-validation on
+training data only.
+
+Training runs through a Lightning ``Trainer`` that writes nothing (no logger, no checkpoints,
+no progress bar). A fit is deterministic given ``random_state`` and leaves the caller's global
+random state and torch's determinism flag as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+
+HEADS = ("linear", "mlp", "layer_mix")
+
+
+# ---------------------------------------------------------------------------------------------
+# plumbing: quiet, isolated, deterministic Lightning fits
+
+
+@contextlib.contextmanager
+def _isolated_seed(seed: int) -> Iterator[None]:
+    """Seed every RNG for a fit, then put the caller's RNG states and flags back."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    env = os.environ.get("PL_GLOBAL_SEED")
+    with torch.random.fork_rng(devices=[]):
+        pl.seed_everything(int(seed), workers=False, verbose=False)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            if env is None:
+                os.environ.pop("PL_GLOBAL_SEED", None)
+            else:
+                os.environ["PL_GLOBAL_SEED"] = env
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Lightning's banners ("GPU available ...") and its few-workers hints for in-memory data."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"lightning.*")
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, validate: bool = False) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        callbacks=callbacks or [],
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0,
+    )
+
+
+class _FullBatch(torch.utils.data.Dataset):
+    """A dataset of one item: the whole training set, for full-batch optimisers."""
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return self.tensors
+
+
+def _full_batch_loader(*tensors: torch.Tensor) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(_FullBatch(*tensors), batch_size=None, shuffle=False)
+
+
+def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population standard deviation like sklearn's StandardScaler (zero spread -> 1)."""
+    mean = x.mean(dim=dim, keepdim=True)
+    std = (x - mean).pow_(2).mean(dim=dim, keepdim=True).sqrt_()  # two-pass: exact enough in float32
+    std = torch.where(std < 10 * torch.finfo(x.dtype).eps * mean.abs().clamp_min(1.0), torch.ones_like(std), std)
+    return mean, std
+
+
+def _lbfgs(params, max_iter: int, tol: float) -> torch.optim.LBFGS:
+    # scipy's L-BFGS-B as sklearn calls it: 10 correction pairs, stop at max |grad| <= tol.
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_iter * 2,
+        tolerance_grad=tol,
+        tolerance_change=1e-12,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Lightning modules
+
+
+class LinearHead(pl.LightningModule):
+    """L2 multinomial logistic regression, ``G x L`` independent problems fitted as one.
+
+    The input ``x`` is ``(L, n, d)``: ``L`` feature sets (layers) of the same ``n`` samples.
+    ``G`` groups of 0/1 sample weights ``(G, n)`` (cross-validation folds) select the samples
+    each problem is fitted on, so every fold x layer head is fitted in one batched L-BFGS run
+    without copying the features. Logits come back as ``(G, L, n, K)``.
+
+    Each problem's features are standardised with the statistics of its own fit samples. The
+    parameters live in that standardised space (the L2 penalty applies there, as in
+    ``StandardScaler + LogisticRegression``); the standardisation is folded into the product
+    with the raw features, after a global pre-standardisation that keeps float32 exact.
+
+    Args:
+        n_features: feature width ``d``.
+        n_classes: number of classes ``K`` (2 uses one weight vector, as sklearn).
+        n_layers: ``L``.
+        n_groups: ``G`` (1 without folds).
+        C: inverse regularisation strength, sklearn's meaning.
+        max_iter: L-BFGS iterations (sklearn's ``max_iter``).
+        tol: stop when the largest gradient entry is below this (sklearn's ``tol``).
+        standardize: z-score the features with training statistics inside the head.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        n_layers: int = 1,
+        n_groups: int = 1,
+        C: float = 1.0,
+        max_iter: int = 500,
+        tol: float = 1e-4,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.n_classes, self.C, self.max_iter, self.tol = int(n_classes), float(C), int(max_iter), float(tol)
+        self.standardize = bool(standardize)
+        outputs = 1 if n_classes == 2 else n_classes
+        self.weight = nn.Parameter(torch.zeros(n_groups, n_layers, n_features, outputs))
+        self.bias = nn.Parameter(torch.zeros(n_groups, n_layers, outputs))
+        self.register_buffer("shift", torch.zeros(n_layers, 1, n_features))  # global pre-standardisation
+        self.register_buffer("unit", torch.ones(n_layers, 1, n_features))
+        self.register_buffer("mean", torch.zeros(n_groups, n_layers, n_features))  # per problem, on top
+        self.register_buffer("scale", torch.ones(n_groups, n_layers, n_features))
+        self.grouped = False  # True once per-group statistics are fitted (mean/scale then matter)
+        self.n_iter = 0
+
+    def fit_scaler(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        """Fit the standardisation of each problem on its own samples (``groups`` ``(G, n)``)."""
+        if not self.standardize:
+            return
+        shift, unit = _moments(x, dim=1)
+        self.shift.copy_(shift)
+        self.unit.copy_(unit)
+        if groups is None:
+            return  # x0 is standardised already: mean 0, scale 1
+        self.grouped = True
+        x0 = ((x - shift) / unit).double()
+        w = groups.double()
+        count = w.sum(1)[:, None, None]
+        mean = torch.einsum("gn,lnd->gld", w, x0) / count
+        var = (torch.einsum("gn,lnd->gld", w, x0.pow(2)) / count - mean.pow(2)).clamp_min(0)
+        std = var.sqrt()
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)
+        self.mean.copy_(mean.float())
+        self.scale.copy_(std.float())
+
+    def _logits(self, x0: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[0] == 1 and not self.grouped:  # no folds: x0 is the standardised input
+            out = torch.baddbmm(self.bias[0][:, None, :], x0, self.weight[0])[None]
+        else:
+            weight = self.weight / self.scale[..., None]
+            offset = self.bias - torch.einsum("gld,gldk->glk", self.mean, weight)
+            out = torch.einsum("lnd,gldk->glnk", x0, weight) + offset[:, :, None, :]
+        return torch.cat([torch.zeros_like(out), out], dim=-1) if self.n_classes == 2 else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits((x - self.shift) / self.unit)
+
+    def objective(self, x0: torch.Tensor, y: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+        """sklearn's objective / (C n_g), summed over problems: mean CE + ||W||^2 / (2 C n_g)."""
+        logits = self._logits(x0)
+        G, L, n, K = logits.shape
+        ce = F.cross_entropy(logits.reshape(-1, K), y.expand(G, L, n).reshape(-1), reduction="none").view(G, L, n)
+        if groups is None:
+            count = torch.full((G, 1), float(n), device=x0.device)
+            ce = ce.sum(-1) / count
+        else:
+            count = groups.sum(1, keepdim=True)
+            ce = (ce * groups[:, None, :]).sum(-1) / count
+        penalty = self.weight.pow(2).sum((2, 3)) / (2.0 * self.C * count)
+        return (ce + penalty).sum()
+
+    @torch.no_grad()
+    def _loss_and_grad(self, x0: torch.Tensor, xt: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """:meth:`objective` without folds, with its gradient in closed form (written to ``.grad``).
+
+        Autograd would transpose ``x0`` on every backward pass; the closed form reuses one
+        contiguous transposed copy ``xt`` and fuses the softmax, about halving each evaluation.
+        """
+        n = x0.shape[1]
+        z = torch.baddbmm(self.bias[0][:, None, :], x0, self.weight[0])  # (L, n, outputs)
+        full = torch.cat([torch.zeros_like(z), z], dim=-1) if self.n_classes == 2 else z
+        top = full.amax(-1, keepdim=True)
+        e = torch.exp(full - top)
+        total = e.sum(-1, keepdim=True)
+        loss = (torch.log(total) + top - full).mul_(onehot).sum() / n
+        residual = (e / total - onehot) / n  # d loss / d logits
+        if self.n_classes == 2:
+            residual = residual[..., 1:]
+        coef = self.weight[0]
+        loss = loss + coef.pow(2).sum() / (2.0 * self.C * n)
+        self.weight.grad = (torch.bmm(xt, residual) + coef / (self.C * n))[None]
+        self.bias.grad = residual.sum(1)[None]
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        x, y, groups = batch
+        groups = groups if groups.numel() else None
+        x0 = (x - self.shift) / self.unit
+        opt = self.optimizers()
+        if groups is None and self.weight.shape[0] == 1:
+            xt = x0.transpose(1, 2).contiguous()
+            onehot = F.one_hot(y, self.n_classes).to(x0.dtype)[None]
+
+            def closure():
+                return self._loss_and_grad(x0, xt, onehot)
+        else:
+
+            def closure():
+                opt.zero_grad()
+                loss = self.objective(x0, y, groups)
+                self.manual_backward(loss)
+                return loss
+
+        loss = opt.step(closure=closure)
+        self.n_iter = int(opt.optimizer.state[opt.optimizer._params[0]].get("n_iter", 0))
+        return loss
+
+    def configure_optimizers(self):
+        return _lbfgs([self.weight, self.bias], self.max_iter, self.tol)
+
+
+class MLPHead(pl.LightningModule):
+    """A small MLP (hidden layers with ReLU and dropout), AdamW, validation loss tracked per epoch.
+
+    The weights of the epoch with the lowest validation loss are kept (see ``best_state``).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden: Sequence[int] = (256,),
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(float(dropout))]
+            width = int(h)
+        layers.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.zeros(1, n_features))
+        self.register_buffer("scale", torch.ones(1, n_features))
+        self.best_loss = float("inf")
+        self.best_state: dict | None = None
+        self._val_losses: list[torch.Tensor] = []
+
+    def fit_scaler(self, x: torch.Tensor) -> None:
+        self.mean.copy_(_moments(x, 0)[0])
+        self.scale.copy_(_moments(x, 0)[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.scale)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y, reduction="sum")
+        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)))]))
+
+    def on_validation_epoch_end(self) -> None:
+        total = torch.stack(self._val_losses).sum(0)
+        self._val_losses.clear()
+        loss = float(total[0] / total[1])
+        self.log("val_loss", loss)
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_state = copy.deepcopy(self.net.state_dict())
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+class LayerMixHead(pl.LightningModule):
+    """Softmax-weighted mix of ``L`` standardised layers, then L2 logistic regression.
+
+    Input ``(n, L, d)``. Objective as :class:`LinearHead` (the mixing logits are not penalised),
+    fitted by full-batch L-BFGS. The model is not convex; starting from uniform weights it is
+    deterministic.
+    """
+
+    def __init__(self, n_layers: int, n_features: int, n_classes: int, C: float = 1.0,
+                 max_iter: int = 500, tol: float = 1e-4) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.n_classes, self.C, self.max_iter, self.tol = int(n_classes), float(C), int(max_iter), float(tol)
+        outputs = 1 if n_classes == 2 else n_classes
+        self.mix = nn.Parameter(torch.zeros(n_layers))
+        self.weight = nn.Parameter(torch.zeros(n_features, outputs))
+        self.bias = nn.Parameter(torch.zeros(outputs))
+        self.register_buffer("mean", torch.zeros(1, n_layers, n_features))
+        self.register_buffer("scale", torch.ones(1, n_layers, n_features))
+        self.n_iter = 0
+
+    def fit_scaler(self, x: torch.Tensor) -> None:
+        mean, scale = _moments(x, 0)
+        self.mean.copy_(mean)
+        self.scale.copy_(scale)
+
+    def layer_weights(self) -> torch.Tensor:
+        return torch.softmax(self.mix, dim=0)
+
+    def _logits(self, z: torch.Tensor) -> torch.Tensor:
+        mixed = torch.einsum("nld,l->nd", z, self.layer_weights())
+        out = mixed @ self.weight + self.bias
+        return torch.cat([torch.zeros_like(out), out], dim=-1) if self.n_classes == 2 else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits((x - self.mean) / self.scale)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        z = (x - self.mean) / self.scale
+        n = z.shape[0]
+        opt = self.optimizers()
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(self._logits(z), y) + self.weight.pow(2).sum() / (2.0 * self.C * n)
+            self.manual_backward(loss)
+            return loss
+
+        loss = opt.step(closure=closure)
+        self.n_iter = int(opt.optimizer.state[opt.optimizer._params[0]].get("n_iter", 0))
+        return loss
+
+    def configure_optimizers(self):
+        return _lbfgs(self.parameters(), self.max_iter, self.tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _check_features(X, ndim: int, name: str = "features") -> np.ndarray:
+    X = np.asarray(X)
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.ndim != ndim:
+        shape = "(n, d)" if ndim == 2 else "(n, layers, d)"
+        raise ValueError(f"{name} must have shape {shape}, got an array of shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[-1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contain NaN or inf; heads need finite features")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _encode_labels(y, n: int, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be 1-D with one label per sample ({n}), got shape {y.shape}")
+    if classes is None:
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least 2")
+    unknown = np.setdiff1d(np.unique(y), classes)
+    if unknown.size:
+        raise ValueError(f"labels {unknown.tolist()} are not among the classes {classes.tolist()}")
+    return classes, np.searchsorted(classes, y)
+
+
+def check_known_labels(classes: np.ndarray, y) -> None:
+    """Raise if ``y`` (e.g. test labels) holds labels the classifier never saw in training."""
+    unseen = np.setdiff1d(np.unique(np.asarray(y)), np.asarray(classes))
+    if unseen.size:
+        raise ValueError(
+            f"labels {unseen.tolist()} occur only in the evaluation data, never in training "
+            f"(training classes: {np.asarray(classes).tolist()})"
+        )
+
+
+def _softmax_np(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# sklearn-style estimator
+
+
+class HeadClassifier(ClassifierMixin, BaseEstimator):
+    """A head as a scikit-learn classifier: ``fit(features, y)``, ``predict``, ``predict_proba``.
+
+    Args:
+        kind: ``"linear"``, ``"mlp"`` or ``"layer_mix"`` (features ``(n, layers, d)``).
+        C: inverse L2 strength for ``linear`` and ``layer_mix`` (sklearn's meaning; 1 = published).
+        max_iter: L-BFGS iterations for ``linear`` and ``layer_mix``.
+        tol: L-BFGS gradient tolerance.
+        hidden: hidden layer widths of ``mlp`` (one or two layers).
+        dropout: dropout of ``mlp``.
+        lr: AdamW learning rate of ``mlp``.
+        weight_decay: AdamW weight decay of ``mlp``.
+        max_epochs: epoch limit of ``mlp``.
+        patience: epochs without validation improvement before ``mlp`` stops.
+        batch_size: minibatch size of ``mlp``.
+        validation_fraction: stratified share of the training data that ``mlp`` validates on.
+        standardize: z-score features inside the head (``linear``; the others always do).
+        accelerator: Lightning accelerator; heads are small, so ``"cpu"`` by default.
+        random_state: seed of the fit (initialisation, minibatches, dropout, validation split).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tivit.heads import HeadClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(40, 5)), np.repeat(["a", "b"], 20)
+        >>> X[y == "b"] += 1.0
+        >>> head = HeadClassifier("linear").fit(X, y)
+        >>> head.predict(X[:2]).tolist()
+        ['a', 'a']
+    """
+
+    def __init__(
+        self,
+        kind: str = "linear",
+        C: float = 1.0,
+        max_iter: int = 500,
+        tol: float = 1e-4,
+        hidden: tuple[int, ...] = (256,),
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        max_epochs: int = 200,
+        patience: int = 20,
+        batch_size: int = 64,
+        validation_fraction: float = 0.2,
+        standardize: bool = True,
+        accelerator: str = "cpu",
+        random_state: int | None = 0,
+    ) -> None:
+        self.kind = kind
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
+        self.accelerator = accelerator
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        if self.kind not in HEADS:
+            raise ValueError(f"kind={self.kind!r} is not a head; choose one of {HEADS}")
+        if not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise ValueError(f"C must be a positive number, got {self.C!r}")
+        if self.kind == "mlp":
+            hidden = tuple(self.hidden)
+            if not 1 <= len(hidden) <= 2 or any(int(h) < 1 for h in hidden):
+                raise ValueError(f"hidden must be one or two positive widths, got {self.hidden!r}")
+            if not 0 <= self.dropout < 1:
+                raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            if not 0 < self.validation_fraction < 1:
+                raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+
+    @property
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def fit(self, X, y) -> "HeadClassifier":
+        """Fit the head on training features.
+
+        Args:
+            X: ``(n, d)`` features (``(n, layers, d)`` for ``layer_mix``), finite.
+            y: ``(n,)`` labels, at least two classes.
+        """
+        self._check_params()
+        X = _check_features(X, 3 if self.kind == "layer_mix" else 2)
+        self.classes_, y_idx = _encode_labels(y, X.shape[0])
+        self.n_features_in_ = int(np.prod(X.shape[1:]))
+        self.input_shape_ = X.shape[1:]
+        with _isolated_seed(self._seed), _quiet():
+            if self.kind == "linear":
+                self.module_ = _fit_linear(X[None], y_idx, len(self.classes_), self.C, self.max_iter, self.tol,
+                                           self.standardize, self.accelerator)
+            elif self.kind == "layer_mix":
+                self.module_ = _fit_layer_mix(X, y_idx, len(self.classes_), self.C, self.max_iter, self.tol,
+                                              self.accelerator)
+                self.layer_weights_ = self.module_.layer_weights().detach().cpu().numpy()
+            else:
+                self.module_ = self._fit_mlp(X, y_idx)
+        self.n_iter_ = getattr(self.module_, "n_iter", None)
+        return self
+
+    def _fit_mlp(self, X: np.ndarray, y_idx: np.ndarray) -> MLPHead:
+        from sklearn.model_selection import train_test_split
+
+        counts = np.bincount(y_idx)
+        n_val = int(round(self.validation_fraction * len(y_idx)))
+        can_validate = counts.min() >= 2 and len(counts) <= n_val <= len(y_idx) - len(counts)
+        if can_validate:
+            fit_idx, val_idx = train_test_split(
+                np.arange(len(y_idx)), test_size=n_val, stratify=y_idx, random_state=self._seed
+            )
+        else:  # too few samples per class for a stratified split: train for max_epochs, no early stop
+            fit_idx, val_idx = np.arange(len(y_idx)), np.arange(0)
+        module = MLPHead(X.shape[1], len(counts), tuple(int(h) for h in self.hidden), self.dropout, self.lr,
+                         self.weight_decay)
+        x_fit, y_fit = torch.from_numpy(X[fit_idx]), torch.from_numpy(y_idx[fit_idx])
+        module.fit_scaler(x_fit)
+        generator = torch.Generator().manual_seed(self._seed)
+        train = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(x_fit, y_fit),
+            batch_size=min(int(self.batch_size), len(fit_idx)),
+            shuffle=True,
+            generator=generator,
+        )
+        callbacks, val = [], None
+        if can_validate:
+            from lightning.pytorch.callbacks import EarlyStopping
+
+            callbacks.append(EarlyStopping(monitor="val_loss", patience=int(self.patience), mode="min"))
+            val = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(torch.from_numpy(X[val_idx]), torch.from_numpy(y_idx[val_idx])),
+                batch_size=1024,
+            )
+        trainer = _trainer(int(self.max_epochs), self.accelerator, callbacks, validate=can_validate)
+        trainer.fit(module, train, val)
+        if module.best_state is not None:
+            module.net.load_state_dict(module.best_state)
+        module.best_state = None
+        return module.cpu().eval()
+
+    def _logits(self, X) -> torch.Tensor:
+        if not hasattr(self, "module_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this HeadClassifier is not fitted yet; call fit(features, y) first")
+        X = _check_features(X, 3 if self.kind == "layer_mix" else 2)
+        if X.shape[1:] != tuple(self.input_shape_):
+            raise ValueError(f"features have shape {X.shape[1:]} per sample; the head was fitted on {self.input_shape_}")
+        with torch.no_grad():
+            x = torch.from_numpy(X)
+            return self.module_(x[None])[0, 0] if self.kind == "linear" else self.module_(x)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)``, columns in the order of ``classes_``."""
+        return _softmax_np(self._logits(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``(n, n_classes)``."""
+        return self._logits(X).double().cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels ``(n,)``."""
+        logits = self._logits(X)
+        return self.classes_[logits.argmax(dim=-1).cpu().numpy()]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy; labels never seen in training are an error, not a silent miss."""
+        check_known_labels(self.classes_, y)
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+def _fit_linear(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_iter: int, tol: float,
+                standardize: bool, accelerator: str, groups: np.ndarray | None = None) -> LinearHead:
+    """Fit linear heads on ``X`` ``(L, n, d)`` sharing the labels; ``groups`` ``(G, n)`` 0/1 fit masks."""
+    n_groups = 1 if groups is None else groups.shape[0]
+    module = LinearHead(X.shape[2], n_classes, X.shape[0], n_groups, C, max_iter, tol, standardize)
+    x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
+    g = torch.zeros(0) if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.float32))
+    module.fit_scaler(x, g if groups is not None else None)
+    _trainer(1, accelerator).fit(module, _full_batch_loader(x, y, g))
+    return module.cpu().eval()
+
+
+def _fit_layer_mix(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_iter: int, tol: float,
+                   accelerator: str) -> LayerMixHead:
+    module = LayerMixHead(X.shape[1], X.shape[2], n_classes, C, max_iter, tol)
+    x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
+    module.fit_scaler(x)
+    _trainer(1, accelerator).fit(module, _full_batch_loader(x, y))
+    return module.cpu().eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# one linear head per layer, and the layer choice
+
+
+class LayerwiseLinear:
+    """One linear head per layer, fitted as one batched problem (see :func:`fit_linear_per_layer`).
+
+    Attributes:
+        classes_: class labels, the column order of the probabilities.
+        module_: the fitted :class:`LinearHead` with one problem per layer.
+    """
+
+    def __init__(self, classes: np.ndarray, module: LinearHead) -> None:
+        self.classes_ = classes
+        self.module_ = module
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.module_.weight.shape[1])
+
+    def _logits(self, features) -> torch.Tensor:
+        X = _check_features(features, 3)
+        if X.shape[1] != self.n_layers:
+            raise ValueError(f"features have {X.shape[1]} layers; the heads were fitted on {self.n_layers}")
+        with torch.no_grad():
+            return self.module_(torch.from_numpy(X).transpose(0, 1).contiguous())[0]
+
+    def predict_proba(self, features) -> np.ndarray:
+        """Probabilities ``(layers, n, n_classes)``."""
+        return _softmax_np(self._logits(features))
+
+    def predict(self, features) -> np.ndarray:
+        """Labels ``(layers, n)``."""
+        return self.classes_[self._logits(features).argmax(-1).cpu().numpy()]
+
+    def score(self, features, y) -> np.ndarray:
+        """Accuracy of each layer's head, ``(layers,)``."""
+        check_known_labels(self.classes_, y)
+        return (self.predict(features) == np.asarray(y)[None, :]).mean(axis=1)
+
+
+def fit_linear_per_layer(
+    features,
+    y,
+    *,
+    C: float = 1.0,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    classes: np.ndarray | None = None,
+    accelerator: str = "cpu",
+    random_state: int = 0,
+) -> LayerwiseLinear:
+    """Fit the ``linear`` head on every layer at once.
+
+    The per-layer objectives are independent, so their sum has the per-layer minimisers: one
+    batched L-BFGS problem replaces ``L`` separate fits.
+
+    Args:
+        features: ``(n, layers, d)`` embeddings (raw: each head standardises its own layer).
+        y: ``(n,)`` labels.
+        C: inverse L2 strength (sklearn's meaning).
+        max_iter: L-BFGS iterations.
+        tol: L-BFGS gradient tolerance.
+        classes: the full label set, when ``y`` may lack some (cross-validation folds).
+        accelerator: Lightning accelerator.
+        random_state: seed (the fit is deterministic anyway; kept for symmetry).
+    """
+    X = _check_features(features, 3)
+    classes, y_idx = _encode_labels(y, X.shape[0], None if classes is None else np.asarray(classes))
+    with _isolated_seed(random_state), _quiet():
+        module = _fit_linear(np.ascontiguousarray(X.transpose(1, 0, 2)), y_idx, len(classes), C, max_iter, tol,
+                             True, accelerator)
+    return LayerwiseLinear(classes, module)
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """The outcome of :func:`choose_layer`: the layer, and every layer's mean CV accuracy."""
+
+    layer: int
+    scores: dict[int, float]
+    n_splits: int
+
+
+def choose_layer(
+    features,
+    y,
+    layers: Sequence[int] | None = None,
+    *,
+    cv: int = 5,
+    C: float = 1.0,
+    max_iter: int = 500,
+    random_state: int = 0,
+) -> LayerChoice:
+    """Pick the layer whose linear head has the best stratified cross-validated accuracy.
+
+    Only the data given is used (pass training data only). Ties go to the lower mean
+    cross-validated log-loss, then to the shallower layer. :mod:`tivit.search` can replace this
+    with an Optuna study over more choices; the estimators call it through this one function.
+
+    Args:
+        features: ``(n, layers, d)`` embeddings, or an object with ``.values`` and ``.layers``
+            (:class:`tivit.embed.Embeddings`).
+        y: ``(n,)`` labels.
+        layers: the layer number of each slice of ``features`` (default: ``.layers`` or 1..L).
+        cv: folds per repeat; the folds follow :func:`tivit.cv.cv_folds` (stratified, capped by
+            the smallest class, repeated on small sets), the rule the search uses too.
+        C: inverse L2 strength of the linear head.
+        max_iter: L-BFGS iterations.
+        random_state: seed of the fold split.
+    """
+    from tivit.cv import cv_folds
+
+    if hasattr(features, "values") and hasattr(features, "layers"):
+        layers = tuple(features.layers) if layers is None else layers
+        features = features.values
+    X = _check_features(features, 3)
+    layers = tuple(range(1, X.shape[1] + 1)) if layers is None else tuple(int(k) for k in layers)
+    if len(layers) != X.shape[1]:
+        raise ValueError(f"{len(layers)} layer numbers given for {X.shape[1]} layers of features")
+    classes, y_idx = _encode_labels(y, X.shape[0])
+    if len(layers) == 1:
+        return LayerChoice(layers[0], {layers[0]: float("nan")}, 0)
+    folds = cv_folds(y_idx, cv, seed=random_state)
+    groups = np.zeros((len(folds), X.shape[0]), dtype=np.float32)
+    for g, (fit_idx, _) in enumerate(folds):
+        groups[g, fit_idx] = 1.0
+    # every fold x layer head in one batched problem: the features are shared, only the masks differ
+    with _isolated_seed(random_state), _quiet():
+        module = _fit_linear(np.ascontiguousarray(X.transpose(1, 0, 2)), y_idx, len(classes), C, max_iter, 1e-4,
+                             True, "cpu", groups)
+        with torch.no_grad():
+            logits = module(torch.from_numpy(np.ascontiguousarray(X.transpose(1, 0, 2))))  # (G, L, n, K)
+    log_proba = torch.log_softmax(logits.double(), dim=-1).numpy()
+    accuracy, log_loss = np.zeros(len(layers)), np.zeros(len(layers))
+    for g, (_, val_idx) in enumerate(folds):
+        truth = y_idx[val_idx]
+        lp = log_proba[g][:, val_idx]  # (L, n_val, K)
+        accuracy += (lp.argmax(-1) == truth[None]).mean(1) / len(folds)
+        log_loss += -lp[:, np.arange(len(truth)), truth].mean(1) / len(folds)
+    order = np.lexsort((np.arange(len(layers)), log_loss, -np.round(accuracy, 12)))
+    return LayerChoice(layers[int(order[0])], {k: float(a) for k, a in zip(layers, accuracy)}, len(folds))

@@ -1,0 +1,111 @@
+"""Named recipes that span the renderer, the embedding and the head.
+
+``"paper"`` reproduces the published TiViT protocol (arXiv 2506.08641, roschmsi/TiViT), flaws
+included, so that its numbers can be checked: unequal lengths padded with zeros, CLIP ViT-H/14
+layer 14, mean over all tokens, per-sample L2 normalisation, ``StandardScaler +
+LogisticRegression(C=1, lbfgs, max_iter=500)`` fitted on a random, unstratified 80 % of the
+training data and never refitted.
+
+``"default"`` is tivit's own recipe: the same renderer and head, but each series is rendered from
+its own length (no zero padding), the layer is chosen by stratified cross-validation on the
+training data (``"auto"``), and the head is fitted on all of the training data.
+
+Presets are data (a frozen dataclass); an estimator parameter left at ``None`` takes the preset's
+value, so ``TiViTClassifier(preset="paper", layer=10)`` is the paper recipe at layer 10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+UNEQUAL = ("own-length", "zeros", "resample")
+MISSING = ("interpolate", "error")
+
+# CLIP ViT-H/14 has 32 blocks and the paper reads block 14; other encoders get the same relative depth.
+_PAPER_LAYER, _PAPER_DEPTH = 14, 32
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One recipe.
+
+    Attributes:
+        name: preset name.
+        encoder: encoder name (see ``tivit encoders``).
+        renderer: renderer method; ``renderer_preset`` its named parameter set
+            (``renderers.make_config(method, preset)``; the paper's: nearest resize, uint8
+            truncation, lower median); ``renderer_params`` overrides (as sorted pairs).
+        layer: an int, ``"auto"`` (CV on train), ``"mix"`` (learned layer mix), or ``"paper"``
+            (14 for a 32-block encoder, the same relative depth otherwise).
+        pool: token pooling (``mean`` = all tokens incl. the class token, published).
+        norm: apply the encoder's final norm before pooling (published: no).
+        normalize: L2-normalise each sample's embedding (published: yes).
+        unequal_length: ``own-length`` (render each series from its own length), ``zeros`` (pad
+            the end with zeros, published) or ``resample`` (linear resample to the longest).
+        missing: ``interpolate`` (linear, edges nearest; published) or ``error``.
+        head: head kind; ``head_params`` its parameters (as sorted pairs).
+        fit_fraction: share of the training data the head is fitted on (published: 0.8).
+        stratify_fit: stratify that split (published: no).
+    """
+
+    name: str
+    encoder: str = "clip-h14"
+    renderer: str = "tivit"
+    renderer_preset: str | None = None
+    renderer_params: tuple[tuple[str, Any], ...] = ()
+    layer: Any = "auto"
+    pool: str = "mean"
+    norm: bool = False
+    normalize: bool = False
+    unequal_length: str = "own-length"
+    missing: str = "interpolate"
+    head: str = "linear"
+    head_params: tuple[tuple[str, Any], ...] = (("C", 1.0), ("max_iter", 500))
+    fit_fraction: float = 1.0
+    stratify_fit: bool = False
+    description: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict:
+        """Plain values (for printing, results and cache keys)."""
+        out = asdict(self)
+        out["renderer_params"] = dict(self.renderer_params)
+        out["head_params"] = dict(self.head_params)
+        return out
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        name="paper",
+        renderer_preset="paper",
+        layer="paper",
+        normalize=True,
+        unequal_length="zeros",
+        fit_fraction=0.8,
+        stratify_fit=False,
+        description="the published TiViT protocol, reproduced exactly (random unstratified 80% fit split)",
+    ),
+    "default": Preset(
+        name="default",
+        renderer_preset="default",
+        description="tivit's recipe: own-length rendering, layer by CV on train, head fitted on all of train",
+    ),
+}
+
+
+def get_preset(name: str | Preset) -> Preset:
+    """The preset called ``name`` (a :class:`Preset` passes through).
+
+    Args:
+        name: ``"paper"`` or ``"default"``.
+    """
+    if isinstance(name, Preset):
+        return name
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(map(repr, PRESETS))}")
+    return PRESETS[name]
+
+
+def paper_layer(depth: int) -> int:
+    """The published layer for an encoder of ``depth`` blocks: 14 of 32, the same share otherwise."""
+    return max(1, min(depth, round(depth * _PAPER_LAYER / _PAPER_DEPTH)))

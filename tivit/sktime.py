@@ -1,0 +1,561 @@
+"""sktime estimators: :class:`TiViTClassifier` and :class:`TiViTTransformer`.
+
+Thin on purpose: they turn sktime's input into tivit's ``(n, channels, length)`` NaN-padded panel
+and call the same functions as the CLI (:func:`tivit.embed.extract`, :mod:`tivit.heads`), so a
+number from ``tivit bench`` and from ``TiViTClassifier`` with the same settings is the same number.
+A recipe is a named preset (:mod:`tivit.presets`); a parameter left at ``None`` takes the preset's
+value.
+
+Pickling stores the encoder's identity (name, timm arguments, weights label or file hash, seed),
+never its weights; the encoder is rebuilt the first time an unpickled estimator needs it.
+
+Fusion with another representation: ``fuse_with=MiniRocket()`` (any sktime transformer that
+returns one row of features per series) fits that transformer on the training series and
+concatenates its features with tivit's. Each block is standardised (per feature, on the fit data)
+and scaled by ``1/sqrt(width)`` so both blocks carry the same total variance and the wider one does
+not drown the other under the head's L2 penalty.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+from sktime.classification.base import BaseClassifier
+from sktime.transformations.base import BaseTransformer
+
+from tivit.presets import MISSING, UNEQUAL, Preset, get_preset, paper_layer
+
+_DEPENDENCIES = ["torch", "timm", "lightning"]
+
+# Encoders held by fitted estimators, shared by estimators built the same way (refitting, cloning,
+# cross-validation): weak references, so an encoder lives only as long as some estimator uses it.
+_LIVE_ENCODERS: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+_INNER_MTYPES = ["numpy3D", "df-list", "pd-multiindex"]
+
+
+# ---------------------------------------------------------------------------------------------
+# shared plumbing
+
+
+class _EncoderSlot:
+    """Holds the loaded encoder; pickles (and deep-copies) empty, so the weights never travel."""
+
+    def __init__(self) -> None:
+        self.encoder = None
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.encoder = None
+
+
+def _to_panel(X: Any) -> np.ndarray:
+    """sktime inner data (numpy3D, df-list, pd-multiindex) -> float32 ``(n, c, t)``, NaN tail padding."""
+    import pandas as pd
+
+    from tivit.data import to_panel
+
+    if isinstance(X, np.ndarray):
+        return X.astype(np.float32, copy=True)
+    if isinstance(X, list):
+        return to_panel([np.asarray(df, dtype=np.float32).T for df in X])
+    if isinstance(X, pd.DataFrame):
+        return to_panel([g.to_numpy(dtype=np.float32).T for _, g in X.groupby(level=0, sort=False)])
+    raise TypeError(f"unsupported inner data type {type(X).__name__}")
+
+
+class _Recipe:
+    """What a preset plus explicit parameters resolve to (the estimators share it)."""
+
+    def __init__(self, est: Any) -> None:
+        preset = get_preset(est.preset)
+        self.preset: Preset = preset
+        self.encoder = est.encoder if est.encoder is not None else preset.encoder
+        self.renderer = est.renderer if est.renderer is not None else preset.renderer
+        # the preset's named renderer parameters apply to the preset's own renderer only
+        self.renderer_preset = preset.renderer_preset if self.renderer == preset.renderer else None
+        self.renderer_params = dict(preset.renderer_params) if est.renderer is None else {}
+        self.renderer_params.update(est.renderer_params or {})
+        self.pool = est.pool if est.pool is not None else preset.pool
+        self.normalize = preset.normalize if est.normalize is None else bool(est.normalize)
+        self.missing = est.missing if est.missing is not None else preset.missing
+        self.unequal_length = est.unequal_length if est.unequal_length is not None else preset.unequal_length
+        if self.missing not in MISSING:
+            raise ValueError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
+        if self.unequal_length not in UNEQUAL:
+            raise ValueError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
+        if est.encoder_kwargs is not None and not isinstance(est.encoder_kwargs, dict):
+            raise TypeError(f"encoder_kwargs must be a dict of timm arguments, got {type(est.encoder_kwargs).__name__}")
+        self.seed = 0 if est.random_state is None else int(est.random_state)
+
+    def load_encoder(self, est: Any):
+        """Load the encoder, or reuse one that a live estimator already built the same way."""
+        import json
+
+        from tivit.encoders import load_encoder
+
+        key = None
+        if est.weights in ("random", "pretrained"):  # a file can change on disk: always reload those
+            key = json.dumps([self.encoder, est.weights, self.seed if est.weights == "random" else None,
+                              est.device, est.encoder_kwargs or {}], sort_keys=True, default=str)
+            if key in _LIVE_ENCODERS:
+                return _LIVE_ENCODERS[key]
+        encoder = load_encoder(self.encoder, weights=est.weights, device=est.device, seed=self.seed,
+                               **(est.encoder_kwargs or {}))
+        if key is not None:
+            _LIVE_ENCODERS[key] = encoder
+        return encoder
+
+    def renderer_config(self):
+        import renderers
+
+        return renderers.make_config(self.renderer, self.renderer_preset, **self.renderer_params)
+
+    def prepare(self, panel: np.ndarray, length: int | None = None) -> np.ndarray:
+        """Apply the missing-value and unequal-length policies (the same function as ``tivit bench``)."""
+        from tivit.data import prepare_panel
+
+        return prepare_panel(panel, self.unequal_length, self.missing, length)
+
+    def extract(self, est: Any, encoder, panel: np.ndarray, layers):
+        from tivit.embed import extract
+
+        return extract(
+            panel,
+            renderer=self.renderer_config(),
+            encoder=encoder,
+            layers=layers,
+            pool=self.pool,
+            norm=False,
+            normalize=self.normalize,
+            batch_size=est.batch_size,
+            cache_dir=est.cache_dir,
+            progress=False,
+        )
+
+
+def _encoder_of(est: Any):
+    """The estimator's encoder, rebuilt from its identity after unpickling."""
+    slot = est._encoder_slot
+    if slot.encoder is None:
+        from tivit.encoders import load_encoder_from_identity
+
+        slot.encoder = load_encoder_from_identity(est.encoder_identity_, device=est.device)
+    return slot.encoder
+
+
+def _tiny_encoder_params() -> list[dict]:
+    """Random-weights timm ViTs of 32 px and 2 blocks: fast enough for sktime's conformance suite."""
+    kwargs = {"img_size": 32, "patch_size": 8, "depth": 2}
+    return [
+        {"encoder": "vit_tiny_patch16_224", "weights": "random", "encoder_kwargs": kwargs, "layer": 2,
+         "cache_dir": False, "random_state": 0},
+        {"encoder": "vit_small_patch16_224", "weights": "random", "encoder_kwargs": {**kwargs, "embed_dim": 64,
+         "num_heads": 2}, "layer": 1, "pool": "cls", "preset": "paper", "cache_dir": False, "random_state": 1},
+    ]
+
+
+class _BlockScaler:
+    """Per-feature z-score fitted on the fit data, then each block scaled by ``1/sqrt(width)``."""
+
+    def __init__(self, blocks: list[np.ndarray]) -> None:
+        from tivit.heads import _moments  # the same spread rule as the heads (zero spread -> 1)
+        import torch
+
+        self.widths = [b.shape[1] for b in blocks]
+        stats = [_moments(torch.from_numpy(np.asarray(b, dtype=np.float64)), 0) for b in blocks]
+        self.mean = [m.numpy() for m, _ in stats]
+        self.scale = [s.numpy() * np.sqrt(w) for (_, s), w in zip(stats, self.widths)]
+
+    def transform(self, blocks: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(
+            [((b - m) / s).astype(np.float32) for b, m, s in zip(blocks, self.mean, self.scale)], axis=1
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# classifier
+
+
+class TiViTClassifier(BaseClassifier):
+    """Time series classification with a frozen vision transformer (TiViT).
+
+    Each channel of each series is rendered as an image, read by a frozen timm ViT, and the
+    pooled hidden state of the chosen layer(s) is classified by a small head. Multivariate,
+    unequal-length and missing-value input are supported.
+
+    Args:
+        encoder: encoder name (``tivit encoders``; any timm ViT name); None: the preset's.
+        weights: ``"pretrained"``, ``"random"`` (seeded by ``random_state``; labelled random
+            everywhere) or a path to a local weights file.
+        encoder_kwargs: extra timm arguments (``{"img_size": 32, "depth": 2}`` builds a tiny model).
+        renderer: renderer method (``"tivit"``, ``"gasf"``, ...); None: the preset's.
+        renderer_params: renderer parameters (``renderers.make_config``).
+        layer: an int; a list of ints (their features concatenated); ``"auto"`` (stratified CV
+            over all layers on the training data); ``"mix"`` (a ``layer_mix`` head learns
+            weights over all layers); None: the preset's (``paper``: 14 of 32).
+        pool: token pooling (``mean``, ``mean_patch``, ``cls``, ``mean+cls``); None: the preset's.
+        head: ``"linear"`` or ``"mlp"``; None: the preset's. ``head_params`` go to
+            :class:`tivit.heads.HeadClassifier`.
+        head_params: head parameters (``{"C": 0.1}``).
+        preset: ``"default"`` or ``"paper"`` (:mod:`tivit.presets`).
+        normalize: L2-normalise each sample's embedding; None: the preset's.
+        missing: ``"interpolate"`` or ``"error"`` for NaN inside a series; None: the preset's.
+        unequal_length: ``"own-length"``, ``"zeros"`` or ``"resample"``; None: the preset's.
+        fuse_with: an sktime transformer (e.g. ``MiniRocket()``) whose features are
+            concatenated with tivit's, each block standardised; linear head only.
+        batch_size: images per encoder forward pass (``"auto"``).
+        device: ``"cpu"``, ``"cuda"``, ...; None: CUDA if available.
+        cache_dir: embedding cache folder; None: ``$TIVIT_CACHE`` or the user cache; False: off.
+        random_state: seed of random weights, the paper's fit split, the CV folds and the head;
+            None means 0 (tivit fits are deterministic).
+
+    Attributes:
+        layers_: the layers extracted at predict time.
+        layer_: the chosen layer when ``layer="auto"``; ``layer_scores_`` the CV accuracies.
+        head_: the fitted :class:`~tivit.heads.HeadClassifier`.
+        encoder_identity_: what rebuilds the encoder (stored in pickles instead of weights).
+        random_weights_: True when the encoder had random weights.
+        fit_index_: indices of the training series the head was fitted on.
+
+    Examples:
+        >>> from sktime.datasets import load_unit_test
+        >>> from tivit.sktime import TiViTClassifier
+        >>> X_train, y_train = load_unit_test(split="train", return_X_y=True)
+        >>> X_test, _ = load_unit_test(split="test", return_X_y=True)
+        >>> clf = TiViTClassifier(encoder="vit_tiny_patch16_224", weights="random",
+        ...     encoder_kwargs={"img_size": 32, "patch_size": 8, "depth": 2}, layer=2, cache_dir=False)
+        >>> clf = clf.fit(X_train, y_train)
+        >>> y_pred = clf.predict(X_test)
+    """
+
+    _tags = {
+        "authors": ["tivit developers"],
+        "maintainers": ["tivit developers"],
+        "python_dependencies": _DEPENDENCIES,
+        "X_inner_mtype": _INNER_MTYPES,
+        "y_inner_mtype": "numpy1D",
+        "capability:multivariate": True,
+        "capability:unequal_length": True,
+        "capability:missing_values": True,
+        "capability:predict_proba": True,
+        "capability:categorical_in_X": False,
+        "capability:random_state": True,
+        "property:randomness": "derandomized",
+    }
+
+    def __init__(
+        self,
+        encoder=None,
+        weights="pretrained",
+        encoder_kwargs=None,
+        renderer=None,
+        renderer_params=None,
+        layer=None,
+        pool=None,
+        head=None,
+        head_params=None,
+        preset="default",
+        normalize=None,
+        missing=None,
+        unequal_length=None,
+        fuse_with=None,
+        batch_size="auto",
+        device=None,
+        cache_dir=None,
+        random_state=None,
+    ):
+        self.encoder = encoder
+        self.weights = weights
+        self.encoder_kwargs = encoder_kwargs
+        self.renderer = renderer
+        self.renderer_params = renderer_params
+        self.layer = layer
+        self.pool = pool
+        self.head = head
+        self.head_params = head_params
+        self.preset = preset
+        self.normalize = normalize
+        self.missing = missing
+        self.unequal_length = unequal_length
+        self.fuse_with = fuse_with
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        super().__init__()
+        self._encoder_slot = _EncoderSlot()
+
+    # -- fit ---------------------------------------------------------------------------------
+
+    def _resolve_layer(self, recipe: _Recipe, depth: int):
+        """(mode, layers to extract): mode is "fixed", "auto" or "mix"."""
+        from tivit.encoders import resolve_layers
+
+        layer = self.layer if self.layer is not None else recipe.preset.layer
+        if isinstance(layer, str) and layer in ("auto", "mix"):
+            return layer, tuple(range(1, depth + 1))
+        if isinstance(layer, str) and layer == "paper":
+            return "fixed", (paper_layer(depth),)
+        if isinstance(layer, str):
+            raise ValueError(f"layer={layer!r} is not understood; use an int, a list of ints, 'auto' or 'mix'")
+        return "fixed", resolve_layers(layer, depth)
+
+    def _fit(self, X, y):
+        from tivit.heads import HEADS, HeadClassifier, choose_layer
+
+        recipe = _Recipe(self)
+        head = self.head if self.head is not None else recipe.preset.head
+        if head not in HEADS or head == "layer_mix":
+            raise ValueError(f"head={head!r} is not a head; choose 'linear' or 'mlp' (layer='mix' uses layer_mix)")
+        panel = _to_panel(X)
+        self.n_timepoints_ = int(panel.shape[2])
+        panel = recipe.prepare(panel)
+
+        encoder = recipe.load_encoder(self)
+        self._encoder_slot.encoder = encoder
+        self.encoder_identity_ = encoder.identity()
+        self.random_weights_ = bool(encoder.random_weights)
+        mode, layers = self._resolve_layer(recipe, encoder.depth)
+        if mode == "mix" and self.fuse_with is not None:
+            raise ValueError("fuse_with needs one feature table per series; it cannot be combined with layer='mix'")
+
+        y = np.asarray(y)
+        self.fit_index_ = self._fit_index(recipe, y)
+        y_fit = y[self.fit_index_]
+        emb = recipe.extract(self, encoder, panel, layers)
+        values = emb.values[self.fit_index_]
+
+        self.layer_scores_ = None
+        if mode == "auto":
+            choice = choose_layer(values, y_fit, emb.layers, random_state=recipe.seed)
+            self.layer_, self.layer_scores_ = choice.layer, choice.scores
+            self.layers_ = (choice.layer,)
+            values = values[:, [emb.layers.index(choice.layer)]]
+        else:
+            self.layer_ = emb.layers[0] if len(emb.layers) == 1 else None
+            self.layers_ = tuple(emb.layers)
+        self.mode_ = mode
+
+        params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
+        self.fuse_, self.block_scaler_ = None, None
+        if mode == "mix":
+            self.head_ = HeadClassifier("layer_mix", random_state=recipe.seed,
+                                        **{k: v for k, v in params.items() if k in ("C", "max_iter", "tol")})
+            self.head_.fit(values, y_fit)
+            return self
+        features = values.reshape(len(values), -1)
+        if self.fuse_with is not None:
+            if head != "linear":
+                raise ValueError(f"fuse_with weights the blocks for the linear head; head={head!r} would undo it")
+            self.fuse_ = _clone(self.fuse_with)
+            fused_panel = _fusion_panel(_to_panel(X), recipe, None)
+            self.fusion_length_ = fused_panel.shape[2]
+            other = np.asarray(self.fuse_.fit_transform(fused_panel), dtype=np.float32)
+            blocks = [features, other[self.fit_index_]]
+            self.block_scaler_ = _BlockScaler(blocks)
+            features = self.block_scaler_.transform(blocks)
+            params["standardize"] = False
+        self.head_ = HeadClassifier(head, random_state=recipe.seed, **params).fit(features, y_fit)
+        return self
+
+    def _fit_index(self, recipe: _Recipe, y: np.ndarray) -> np.ndarray:
+        """Training rows the head sees: all of them, or the paper's random (unstratified) 80 %."""
+        fraction = recipe.preset.fit_fraction
+        index = np.arange(len(y))
+        if fraction >= 1.0:
+            return index
+        from sklearn.model_selection import train_test_split
+
+        stratify = y if recipe.preset.stratify_fit else None
+        fit_index, _ = train_test_split(index, train_size=fraction, random_state=recipe.seed, shuffle=True,
+                                        stratify=stratify)
+        if len(np.unique(y[fit_index])) < 2:
+            raise ValueError(
+                f"the preset's {fraction:.0%} fit split kept a single class; the training set is too small "
+                "for this preset (use preset='default')"
+            )
+        return np.sort(fit_index)
+
+    # -- predict -----------------------------------------------------------------------------
+
+    def _features(self, X):
+        recipe = _Recipe(self)
+        panel = recipe.prepare(_to_panel(X), self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
+        emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
+        if self.mode_ == "mix":
+            return emb.values
+        features = emb.values.reshape(emb.n, -1)
+        if self.fuse_ is not None:
+            other = np.asarray(self.fuse_.transform(_fusion_panel(_to_panel(X), recipe, self.fusion_length_)),
+                               dtype=np.float32)
+            features = self.block_scaler_.transform([features, other])
+        return features
+
+    def _predict_proba(self, X) -> np.ndarray:
+        proba = self.head_.predict_proba(self._features(X))
+        if len(self.head_.classes_) == len(self.classes_):
+            return proba
+        # the paper's 80 % split can miss a class: it gets probability 0
+        out = np.zeros((proba.shape[0], len(self.classes_)))
+        out[:, np.searchsorted(self.classes_, self.head_.classes_)] = proba
+        return out
+
+    def _predict(self, X) -> np.ndarray:
+        return self.classes_[self._predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on ``(X, y)``; labels that never occurred in training are an error."""
+        from tivit.heads import check_known_labels
+
+        self.check_is_fitted()
+        check_known_labels(self.classes_, np.asarray(y).ravel())
+        return super().score(X, y)
+
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
+        """Tiny random-weights encoders (32 px, 2 blocks): the conformance suite runs in seconds."""
+        return _tiny_encoder_params()
+
+
+def _clone(transformer: Any) -> Any:
+    if hasattr(transformer, "clone"):
+        return transformer.clone()
+    from sklearn.base import clone
+
+    return clone(transformer)
+
+
+def _fusion_panel(panel: np.ndarray, recipe: _Recipe, length: int | None) -> np.ndarray:
+    """Equal-length, NaN-free numpy3D input for the fused transformer (resampled to ``length``)."""
+    from tivit.data import interpolate_missing, resample_to_length, series_lengths
+
+    if np.isnan(panel).any():
+        panel = interpolate_missing(panel)
+    lengths = series_lengths(panel)
+    target = int(lengths.max()) if length is None else int(length)
+    if lengths.min() != target or panel.shape[2] != target:
+        panel = resample_to_length(panel, target)
+    return panel
+
+
+# ---------------------------------------------------------------------------------------------
+# transformer
+
+
+class TiViTTransformer(BaseTransformer):
+    """Series -> TiViT embeddings: one row of features per series, for any sktime pipeline.
+
+    Output columns are ``layer<k>_<j>`` for each extracted layer ``k`` (channel vectors
+    concatenated). Nothing is learned: ``fit`` loads the encoder and checks the parameters.
+
+    Args:
+        encoder, weights, encoder_kwargs, renderer, renderer_params, pool, preset, normalize,
+        missing, unequal_length, batch_size, device, cache_dir, random_state: as
+            :class:`TiViTClassifier`.
+        layers: an int, a list, ``"all"`` or a string such as ``"4-8"``; None: the paper's
+            layer for ``preset="paper"``, else ``"all"``.
+
+    Examples:
+        >>> from sktime.datasets import load_unit_test
+        >>> from tivit.sktime import TiViTTransformer
+        >>> X, _ = load_unit_test(split="train", return_X_y=True)
+        >>> t = TiViTTransformer(encoder="vit_tiny_patch16_224", weights="random",
+        ...     encoder_kwargs={"img_size": 32, "patch_size": 8, "depth": 2}, layers=2, cache_dir=False)
+        >>> features = t.fit_transform(X)
+    """
+
+    _tags = {
+        "authors": ["tivit developers"],
+        "maintainers": ["tivit developers"],
+        "python_dependencies": _DEPENDENCIES,
+        "scitype:transform-input": "Series",
+        "scitype:transform-output": "Primitives",
+        "scitype:instancewise": True,
+        "X_inner_mtype": _INNER_MTYPES,
+        "y_inner_mtype": "None",
+        "fit_is_empty": False,
+        "capability:multivariate": True,
+        "capability:unequal_length": True,
+        "capability:unequal_length:removes": True,
+        "capability:missing_values": True,
+        "capability:missing_values:removes": True,
+        "capability:categorical_in_X": False,
+        "capability:random_state": True,
+        "property:randomness": "derandomized",
+    }
+
+    def __init__(
+        self,
+        encoder=None,
+        weights="pretrained",
+        encoder_kwargs=None,
+        renderer=None,
+        renderer_params=None,
+        layers=None,
+        pool=None,
+        preset="default",
+        normalize=None,
+        missing=None,
+        unequal_length=None,
+        batch_size="auto",
+        device=None,
+        cache_dir=None,
+        random_state=None,
+    ):
+        self.encoder = encoder
+        self.weights = weights
+        self.encoder_kwargs = encoder_kwargs
+        self.renderer = renderer
+        self.renderer_params = renderer_params
+        self.layers = layers
+        self.pool = pool
+        self.preset = preset
+        self.normalize = normalize
+        self.missing = missing
+        self.unequal_length = unequal_length
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        super().__init__()
+        self._encoder_slot = _EncoderSlot()
+
+    def _fit(self, X, y=None):
+        from tivit.encoders import check_pool, resolve_layers
+
+        recipe = _Recipe(self)
+        encoder = recipe.load_encoder(self)
+        self._encoder_slot.encoder = encoder
+        self.encoder_identity_ = encoder.identity()
+        self.random_weights_ = bool(encoder.random_weights)
+        if self.layers is None:
+            layers = (paper_layer(encoder.depth),) if recipe.preset.layer == "paper" else "all"
+        else:
+            layers = self.layers
+        self.layers_ = resolve_layers(layers, encoder.depth)
+        check_pool(recipe.pool, encoder.prefix_tokens)
+        recipe.renderer_config()  # fail at fit on a bad renderer, not at transform
+        self.n_timepoints_ = int(_to_panel(X).shape[2])
+        return self
+
+    def _transform(self, X, y=None):
+        import pandas as pd
+
+        recipe = _Recipe(self)
+        length = self.n_timepoints_ if recipe.unequal_length != "own-length" else None
+        panel = recipe.prepare(_to_panel(X), length)
+        emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
+        columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
+        return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns)
+
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
+        """Tiny random-weights encoders (32 px, 2 blocks)."""
+        first, second = _tiny_encoder_params()
+        layer = first.pop("layer")
+        second.pop("layer")
+        return [{**first, "layers": layer}, second]
