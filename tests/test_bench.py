@@ -1,0 +1,258 @@
+"""`tivit bench` on real bundled datasets with a tiny random-weights encoder, MiniRocket, and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tivit.cli import app
+
+DATASETS = ["Coffee", "BeetleFly", "BirdChicken"]  # small train sets keep the layer CV fast
+TINY = {"img_size": 32, "patch_size": 8, "depth": 2}
+TINY_ARGS = "img_size=32,patch_size=8,depth=2"
+ENCODER = "vit_tiny_patch16_224"
+ARGS = ["--encoder", ENCODER, "--encoder-args", TINY_ARGS, "--weights", "random", "--baselines", "minirocket"]
+TIMING = ("fit_seconds", "predict_seconds")
+
+
+def _text(output: str) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _stable(rows: list[dict]) -> list[tuple]:
+    """Rows without the timing columns (those differ between runs)."""
+    return [tuple((k, v) for k, v in row.items() if k not in TIMING) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One uninterrupted `tivit bench` run through the CLI; its cache is shared with the later checks."""
+    root = tmp_path_factory.mktemp("bench")
+    out, cache = root / "out", root / "cache"
+    result = CliRunner().invoke(
+        app, ["bench", "--datasets", ",".join(DATASETS), "--out", str(out), *ARGS],
+        env={"TIVIT_CACHE": str(cache), "TIVIT_NO_PROGRESS": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    return out, cache, result.output
+
+
+def test_bench_writes_one_row_per_dataset_and_layer(bench_run):
+    out, _, output = bench_run
+    results = _rows(out / "results.csv")
+    tivit = [r for r in results if r["model"] == f"tivit-{ENCODER}"]
+    assert [(r["dataset"], r["layer"]) for r in tivit] == [(d, k) for d in DATASETS for k in ("1", "2")]
+    assert all(r["weights"] == "random(seed=0)" and r["random_weights"] == "True" for r in tivit)
+    base = [r for r in results if r["model"] == "minirocket"]
+    assert [r["dataset"] for r in base] == DATASETS and all(r["layer"] == "" for r in base)
+    for r in results:
+        assert 0.0 <= float(r["accuracy"]) <= 1.0
+        assert float(r["fit_seconds"]) >= 0.0
+    assert len({(r["dataset"], r["model"], r["layer"]) for r in results}) == len(results)
+    assert "RANDOM WEIGHTS" in _text(output) and "BeetleFly" in output
+
+
+def test_bench_summaries_last_cv_oracle_and_baseline(bench_run):
+    out, _, _ = bench_run
+    results = _rows(out / "results.csv")
+    summary = _rows(out / "summary.csv")
+    assert list(summary[0]) == ["dataset", "archive", "model", "summary", "layer", "accuracy", "weights",
+                                "random_weights"]
+    for d in DATASETS:
+        rows = {r["summary"]: r for r in summary if r["dataset"] == d}
+        assert set(rows) == {"last", "cv", "oracle", "baseline"}
+        per_layer = {r["layer"]: float(r["accuracy"]) for r in results if r["dataset"] == d and r["layer"]}
+        assert rows["last"]["layer"] == "2" and float(rows["last"]["accuracy"]) == per_layer["2"]
+        assert float(rows["oracle"]["accuracy"]) == max(per_layer.values())
+        assert float(rows["cv"]["accuracy"]) == per_layer[rows["cv"]["layer"]]
+        assert rows["baseline"]["model"] == "minirocket"
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [r["dataset"] for r in records] == DATASETS and all(r["status"] == "done" for r in records)
+    for r in records:
+        t = r["tivit"]
+        assert t["embed_train_seconds"] >= 0 and set(t["cv_scores"]) == {"1", "2"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["random_weights"] is True and config["config"]["seed"] == 0
+    assert {"torch", "timm", "sktime", "tivit"} <= set(config["versions"])
+
+
+def test_bench_numbers_equal_the_python_api(bench_run):
+    """TiViTClassifier with the same settings scores exactly what the bench wrote (layer k, and auto = cv)."""
+    from tivit.baselines import prepare_baseline_panel, run_baseline
+    from tivit.data import load_dataset
+    from tivit.sktime import TiViTClassifier
+
+    out, cache, _ = bench_run
+    results = {(r["dataset"], r["model"], r["layer"]): float(r["accuracy"]) for r in _rows(out / "results.csv")}
+    summary = {(r["dataset"], r["summary"]): r for r in _rows(out / "summary.csv")}
+    ds = load_dataset("BirdChicken")
+    for layer in (1, 2, "auto"):
+        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_kwargs=TINY, layer=layer, random_state=0,
+                              cache_dir=cache)
+        accuracy = float(np.mean(clf.fit(ds.X_train, ds.y_train).predict(ds.X_test) == ds.y_test))
+        if layer == "auto":
+            assert str(clf.layer_) == summary[("BirdChicken", "cv")]["layer"]
+            assert accuracy == float(summary[("BirdChicken", "cv")]["accuracy"])
+        else:
+            assert accuracy == results[("BirdChicken", f"tivit-{ENCODER}", str(layer))]
+    X_train, X_test = prepare_baseline_panel(ds.X_train, ds.X_test)
+    mr = run_baseline("minirocket", X_train, ds.y_train, X_test, ds.y_test, seed=0)
+    assert mr.accuracy == results[("BirdChicken", "minirocket", "")]
+
+
+def test_bench_refuses_a_used_folder_without_resume(bench_run, tmp_path):
+    out, cache, _ = bench_run
+    result = CliRunner().invoke(app, ["bench", "--datasets", "Coffee", "--out", str(out), *ARGS],
+                                env={"TIVIT_CACHE": str(cache)})
+    assert result.exit_code == 2
+    assert "--resume" in _text(result.output) and "another --out" in _text(result.output)
+    other = CliRunner().invoke(app, ["bench", "--datasets", "Coffee", "--out", str(out), "--resume", "--seed", "1",
+                                     *ARGS], env={"TIVIT_CACHE": str(cache)})
+    assert other.exit_code == 2 and "different settings (seed)" in _text(other.output)
+
+
+def test_bench_resume_of_a_finished_run_changes_nothing(bench_run):
+    out, cache, _ = bench_run
+    before = {name: (out / name).read_bytes() for name in ("results.csv", "summary.csv", "runs.jsonl")}
+    result = CliRunner().invoke(app, ["bench", "--datasets", ",".join(DATASETS), "--out", str(out), "--resume",
+                                      "--no-report", *ARGS], env={"TIVIT_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    assert "3 finished datasets kept" in _text(result.output)
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_bench_sigkill_then_resume_gives_the_same_rows(bench_run, tmp_path):
+    """kill -9 after the first dataset's line is committed; --resume finishes with no duplicate or lost row."""
+    reference, cache, _ = bench_run
+    out = tmp_path / "killed"
+    env = {**os.environ, "TIVIT_CACHE": str(cache), "TIVIT_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "tivit.cli", "bench", "--datasets", ",".join(DATASETS), "--out", str(out),
+           "--no-report", *ARGS]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = out / "runs.jsonl"
+    deadline = time.monotonic() + 240
+    while not (runs.exists() and runs.read_text().strip()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    committed = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert 1 <= len(committed) < len(DATASETS)  # killed mid-way
+    result = CliRunner().invoke(app, ["bench", "--datasets", ",".join(DATASETS), "--out", str(out), "--resume",
+                                      "--no-report", *ARGS], env={"TIVIT_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    for name in ("results.csv", "summary.csv"):
+        assert _stable(_rows(out / name)) == _stable(_rows(reference / name))
+    lines = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert [r["dataset"] for r in lines] == DATASETS
+
+
+def test_bench_then_report_from_the_cli(bench_run, tmp_path):
+    from PIL import Image
+
+    out, _, _ = bench_run
+    result = CliRunner().invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    for text in (md, page):
+        assert "RANDOM WEIGHTS" in text and "BeetleFly" in text and "minirocket" in text
+    for png in ("accuracy_by_layer.png", "critical_difference.png"):
+        with Image.open(tmp_path / "rep" / png) as image:
+            assert image.size[0] > 300 and image.size[1] > 150
+
+
+def test_bench_records_a_failed_dataset_and_keeps_going(tmp_path):
+    """missing='error' on a dataset with NaN inside its series: that dataset fails, the others are kept."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--datasets", "DodgerLoopWeekend,Coffee", "--out", str(out),
+                                      "--missing", "error", "--no-report", *ARGS[:-2], "--baselines", "none"])
+    assert result.exit_code == 2
+    assert "DodgerLoopWeekend" in result.output and "failed" in _text(result.output)
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["dataset"], r["status"]) for r in lines] == [("DodgerLoopWeekend", "failed"), ("Coffee", "done")]
+    assert "NaN inside a series" in lines[0]["error"]
+    assert {r["dataset"] for r in _rows(out / "results.csv")} == {"Coffee"}
+
+
+def test_bench_uea_multivariate_concatenates_channels(tmp_path):
+    from tivit.bench import BenchConfig, run_bench
+
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         layers="2")
+    run = run_bench("BasicMotions", tmp_path / "uea", config, archive="uea", progress=False)
+    (record,) = run.records
+    assert record["archive"] == "uea" and record["channels"] == 6
+    assert record["tivit"]["embedding_dim"] == 6 * 192
+    assert [r["summary"] for r in record["summary"]] == ["last", "cv", "oracle"]
+
+
+def test_bench_input_errors():
+    from tivit.bench import BenchConfig, BenchError, resolve_datasets
+
+    with pytest.raises(BenchError, match="layer_mix"):
+        BenchConfig(head="layer_mix")
+    with pytest.raises(ValueError, match="unknown baseline 'rocket'"):
+        BenchConfig(baselines=("rocket",))
+    with pytest.raises(BenchError, match="archive"):
+        resolve_datasets("all", archive="ucx")
+    with pytest.raises(ValueError, match="Did you mean"):
+        resolve_datasets("GunPont")
+    assert resolve_datasets("gunpoint,GunPoint,Coffee") == ["GunPoint", "Coffee"]
+    assert "BasicMotions" in resolve_datasets("all", archive="uea")
+
+
+def test_prepare_panel_matches_the_classifier_policies():
+    """The bench's padding/missing policies are the estimator's: same panels for every policy."""
+    from tivit.data import prepare_panel
+    from tivit.sktime import TiViTClassifier, _Recipe
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 2, 30)).astype(np.float32)
+    X[1, :, 20:] = np.nan  # shorter series
+    X[2, 0, 5] = np.nan  # a gap
+    for policy in ("own-length", "zeros", "resample"):
+        recipe = _Recipe(TiViTClassifier(unequal_length=policy))
+        for length in (None, 40):
+            np.testing.assert_array_equal(prepare_panel(X, policy, "interpolate", length), recipe.prepare(X, length))
+    with pytest.raises(ValueError, match="missing='error'"):
+        prepare_panel(X, "own-length", "error")
+
+
+def test_baselines_inputs_and_one_nn_dtw():
+    from tivit.baselines import check_baselines, prepare_baseline_panel, run_baseline
+
+    assert check_baselines("MiniRocket, dtw,1nn_dtw") == ("minirocket", "1nn-dtw")
+    assert check_baselines("none") == () and check_baselines(None) == ()
+    X = np.arange(2 * 1 * 6, dtype=np.float32).reshape(2, 1, 6)
+    X[0, 0, 4:] = np.nan  # shorter series: resampled to the longest
+    X[1, 0, 2] = np.nan  # a gap: interpolated
+    train, test = prepare_baseline_panel(X, X.copy())
+    np.testing.assert_allclose(train[0, 0], np.interp(np.linspace(0, 1, 6), np.linspace(0, 1, 4), [0, 1, 2, 3]))
+    assert train[1, 0, 2] == pytest.approx(8.0) and np.isfinite(test).all()
+    with pytest.raises(ValueError, match="NaN-free"):
+        run_baseline("minirocket", X, np.array(["a", "b"]), X, np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="length >= 9"):
+        run_baseline("minirocket", train, np.array(["a", "b"]), test, np.array(["a", "b"]))
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 6, 30)
+    series = [np.sin(t + rng.normal(0, 0.2)) if i % 2 else np.sign(np.sin(t + rng.normal(0, 0.2))) for i in range(16)]
+    S, y = np.stack(series)[:, None].astype(np.float32), np.array(["square", "sine"] * 8)
+    result = run_baseline("1nn-dtw", S[:8], y[:8], S[8:], y[8:])
+    assert result.model == "1nn-dtw" and result.accuracy == 1.0 and result.predict_seconds > 0

@@ -1,0 +1,129 @@
+"""`tivit report`: numbers (mean accuracy, ranks, wins/ties/losses), Markdown/HTML, and both PNGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tivit._atomic import atomic_append_lines, atomic_write_json
+from tivit.cli import app
+from tivit.report import (
+    ReportError,
+    accuracy_table,
+    load_run,
+    mean_ranks,
+    reference_accuracies,
+    wins_ties_losses,
+    write_report,
+)
+
+# per dataset: accuracy of layers 1..3, the CV layer, and MiniRocket's accuracy
+RUN = {
+    "GunPoint": ({1: 0.70, 2: 0.80, 3: 0.75}, 2, 0.99),
+    "Coffee": ({1: 1.00, 2: 1.00, 3: 0.90}, 1, 1.00),
+    "Beef": ({1: 0.50, 2: 0.60, 3: 0.70}, 2, 0.60),
+    "NotInTheReferences": ({1: 0.40, 2: 0.30, 3: 0.20}, 3, 0.50),
+}
+
+
+def _record(name: str, accuracy: dict, cv: int, minirocket: float) -> dict:
+    oracle = max(accuracy, key=lambda k: (accuracy[k], -k))
+    seconds = {str(k): 0.1 for k in accuracy}
+    return {
+        "dataset": name, "archive": "ucr", "status": "done", "n_train": 10, "n_test": 10, "length_max": 50,
+        "tivit": {"model": "tivit-x", "layers": sorted(accuracy), "accuracy": {str(k): v for k, v in accuracy.items()},
+                  "cv_layer": cv, "last_layer": max(accuracy), "oracle_layer": oracle, "fit_seconds": seconds,
+                  "predict_seconds": seconds, "embed_train_seconds": 1.0, "embed_test_seconds": 1.0,
+                  "cv_seconds": 0.5, "random_weights": True},
+        "baselines": [{"model": "minirocket", "accuracy": minirocket, "fit_seconds": 0.2, "predict_seconds": 0.1}],
+        "results": [], "summary": [],
+    }
+
+
+def _make_run(folder: Path, random_weights: bool = True, run=RUN) -> Path:
+    atomic_write_json(folder / "config.json", {
+        "config": {"encoder": "x", "baselines": ["minirocket"], "renderer": "tivit", "pool": "mean", "head": "linear",
+                   "C": 1.0, "layers": "all", "seed": 0},
+        "archive": "ucr", "datasets": list(run), "model": "tivit-x",
+        "weights": "random(seed=0)" if random_weights else "pretrained", "random_weights": random_weights,
+        "versions": {"tivit": "0"}, "seeds": {"seed": 0},
+    })
+    lines = [json.dumps({"dataset": "Beef", "status": "failed", "error": "boom"})]  # later retried and done
+    lines += [json.dumps(_record(name, *spec)) for name, spec in run.items()]
+    atomic_append_lines(folder / "runs.jsonl", lines)
+    return folder
+
+
+def test_accuracy_table_ranks_and_wins(tmp_path):
+    run = load_run(_make_run(tmp_path))
+    assert run.failed == {}  # Beef's failure was followed by a finished line
+    names, columns, values, layers = accuracy_table(run)
+    assert names == list(RUN)
+    assert columns[:4] == ["tivit cv", "tivit last", "tivit oracle", "minirocket"]
+    assert columns[4] == "MiniRocket published"
+    np.testing.assert_allclose(values[:, 0], [0.80, 1.00, 0.60, 0.20])  # cv
+    np.testing.assert_allclose(values[:, 1], [0.75, 0.90, 0.70, 0.20])  # last
+    np.testing.assert_allclose(values[:, 2], [0.80, 1.00, 0.70, 0.40])  # oracle
+    assert layers["tivit oracle"] == [2, 1, 3, 1]
+    ref = reference_accuracies()["MiniRocket published"]
+    assert values[0, 4] == ref["GunPoint"] and np.isnan(values[3, 4])
+    assert wins_ties_losses(values[:, 0], values[:, 3]) == (0, 2, 2)
+    assert wins_ties_losses(values[:, 2], values[:, 3]) == (1, 1, 2)
+    # rows: cv, last, minirocket -> ranks per dataset (1 = best, ties averaged)
+    np.testing.assert_allclose(mean_ranks(values[:, [0, 1, 3]]), [(2 + 1.5 + 2.5 + 2.5) / 4, (3 + 3 + 1 + 2.5) / 4,
+                                                                  (1 + 1.5 + 2.5 + 1) / 4])
+
+
+def test_report_files_and_random_weights_banner(tmp_path):
+    from PIL import Image
+
+    files = write_report(_make_run(tmp_path / "run"), tmp_path / "rep")
+    md, page = files.markdown.read_text(), files.html.read_text()
+    for text in (md, page):
+        assert text.count("RANDOM WEIGHTS") >= 2  # top and bottom of the page
+        assert "NotInTheReferences" in text and "oracle" in text and "Critical difference" in text
+    assert "| tivit cv | 0 / 2 / 2 |" in md
+    assert "| tivit cv | 0.6500 |" in md  # mean accuracy of the cv column
+    assert "<div class='banner'>" in page and "<table>" in page
+    assert "accuracy_by_layer.png" in md and "critical_difference.png" in page
+    for png in (files.layers_png, files.cd_png):
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.size[0] >= 400 and image.size[1] >= 150
+
+
+def test_report_without_random_weights_has_no_banner(tmp_path):
+    files = write_report(_make_run(tmp_path, random_weights=False))
+    assert files.markdown.parent == tmp_path / "report"
+    assert "RANDOM WEIGHTS" not in files.markdown.read_text()
+    assert "RANDOM WEIGHTS" not in files.html.read_text()
+
+
+def test_report_with_one_dataset_skips_the_cd_diagram(tmp_path):
+    files = write_report(_make_run(tmp_path, run={"GunPoint": RUN["GunPoint"]}))
+    assert files.cd_png is None and not (tmp_path / "report" / "critical_difference.png").exists()
+    assert "Not drawn" in files.markdown.read_text()
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(ReportError, match="not a tivit bench folder"):
+        load_run(tmp_path)
+    atomic_write_json(tmp_path / "config.json", {"config": {}, "datasets": ["A"]})
+    atomic_append_lines(tmp_path / "runs.jsonl", [json.dumps({"dataset": "A", "status": "failed", "error": "x"})])
+    with pytest.raises(ReportError, match="no dataset has finished"):
+        load_run(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no dataset has finished" in " ".join(result.output.split())
+
+
+def test_reference_file_is_sourced():
+    from importlib import resources
+
+    refs = reference_accuracies()["MiniRocket published"]
+    assert len(refs) == 109 and refs["GunPoint"] == pytest.approx(0.992444)
+    assert all(0.0 < v <= 1.0 for v in refs.values())
+    sources = resources.files("tivit.resources").joinpath("REFERENCE_SOURCES.md").read_text()
+    assert "angus924/minirocket" in sources and "results_ucr109_mean.csv" in sources

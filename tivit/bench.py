@@ -1,0 +1,495 @@
+"""The UCR/UEA benchmark: every layer's test accuracy, three honest summaries, baselines beside them.
+
+For each dataset, on its official train/test split:
+
+1. the embeddings of every requested layer are computed once (train and test, through the cache);
+2. the head is fitted on each layer's training embeddings and scored on test, so the results
+   hold the test accuracy of EVERY layer;
+3. three summaries, kept apart: ``last`` (the deepest requested layer), ``cv`` (the layer chosen by
+   stratified cross-validation on TRAIN only, :func:`tivit.heads.choose_layer` -- the honest
+   number) and ``oracle`` (the best layer on TEST, shallowest on ties -- optimistic by design);
+4. the baselines (:mod:`tivit.baselines`) on the same split.
+
+The steps call the same functions as :class:`tivit.sktime.TiViTClassifier` with the same settings
+(missing/unequal-length policy, :func:`tivit.embed.extract`, :class:`tivit.heads.HeadClassifier`,
+:func:`tivit.heads.choose_layer`), so ``TiViTClassifier(layer=k)`` scores what the ``layer=k`` row
+says and ``TiViTClassifier(layer="auto")`` what the ``cv`` row says.
+
+Files in the output folder:
+
+- ``config.json``: the run's settings, encoder identity, package versions, seeds (written first);
+- ``runs.jsonl``: one line per finished (or failed) dataset holding everything: per-layer accuracy,
+  timings, CV scores, the CSV rows. It is the single commit point: a dataset is finished exactly
+  when its ``"done"`` line is in this file (written atomically, see :mod:`tivit._atomic`);
+- ``results.csv`` (one row per dataset x model x layer) and ``summary.csv`` (dataset x model x
+  summary) are derived from ``runs.jsonl`` and rewritten atomically after every dataset, and again
+  on ``resume``, so a kill between the two writes can never leave a duplicated or torn row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from tivit._atomic import atomic_append_lines, atomic_write_json, atomic_write_text, read_jsonl
+from tivit.data import prepare_panel
+
+RESULT_COLUMNS = (
+    "dataset", "archive", "model", "layer", "accuracy", "weights", "random_weights",
+    "fit_seconds", "predict_seconds", "n_train", "n_test", "n_classes",
+)
+SUMMARY_COLUMNS = ("dataset", "archive", "model", "summary", "layer", "accuracy", "weights", "random_weights")
+SUMMARIES = ("last", "cv", "oracle", "baseline")
+ARCHIVES = ("ucr", "uea")
+BENCH_HEADS = ("linear", "mlp")
+CONFIG_FILE, RUNS_FILE, RESULTS_FILE, SUMMARY_FILE = "config.json", "runs.jsonl", "results.csv", "summary.csv"
+_VERSIONED = ("tivit", "torch", "timm", "numpy", "scikit-learn", "sktime", "lightning", "aeon", "numba")
+
+
+class BenchError(ValueError):
+    """A benchmark cannot start or resume; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What decides the numbers of a benchmark run (a resume must use the same).
+
+    Attributes:
+        encoder: encoder name (``tivit encoders``) or any timm ViT name.
+        weights: ``"pretrained"``, ``"random"`` or a path to a weights file.
+        encoder_args: extra timm arguments as sorted ``(key, value)`` pairs (``img_size=64``).
+        renderer: renderer method; ``renderer_params`` its parameters as sorted pairs.
+        layers: layers to evaluate (``"all"``, ``"0-12"``, ``"4,8,12"``; see ``resolve_layers``).
+        pool: token pooling.
+        head: ``"linear"`` or ``"mlp"``, fitted per layer; ``C`` and ``max_iter`` its parameters.
+        normalize: L2-normalise each sample's embedding.
+        unequal_length: ``own-length`` (each series rendered from its own length), ``zeros`` or
+            ``resample`` (see :mod:`tivit.presets`).
+        missing: ``interpolate`` or ``error`` for NaN inside a series.
+        baselines: baseline names (:data:`tivit.baselines.BASELINES`).
+        seed: seed of random weights, CV folds, heads and baselines.
+    """
+
+    encoder: str = "clip-h14"
+    weights: str = "pretrained"
+    encoder_args: tuple[tuple[str, Any], ...] = ()
+    renderer: str = "tivit"
+    renderer_params: tuple[tuple[str, Any], ...] = ()
+    layers: str = "all"
+    pool: str = "mean"
+    head: str = "linear"
+    C: float = 1.0
+    max_iter: int = 500
+    normalize: bool = False
+    unequal_length: str = "own-length"
+    missing: str = "interpolate"
+    baselines: tuple[str, ...] = ("minirocket",)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from tivit.baselines import check_baselines
+        from tivit.presets import MISSING, UNEQUAL
+
+        if self.head not in BENCH_HEADS:
+            raise BenchError(f"head={self.head!r}: the bench fits one head per layer; choose one of {BENCH_HEADS}")
+        if self.unequal_length not in UNEQUAL:
+            raise BenchError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
+        if self.missing not in MISSING:
+            raise BenchError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
+        if not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise BenchError(f"C must be a positive number, got {self.C!r}")
+        object.__setattr__(self, "baselines", check_baselines(self.baselines))
+        object.__setattr__(self, "encoder_args", tuple(sorted(dict(self.encoder_args).items())))
+        object.__setattr__(self, "renderer_params", tuple(sorted(dict(self.renderer_params).items())))
+        object.__setattr__(self, "layers", str(self.layers))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values (what ``config.json`` stores and a resume compares)."""
+        out = asdict(self)
+        out["encoder_args"] = dict(self.encoder_args)
+        out["renderer_params"] = dict(self.renderer_params)
+        out["baselines"] = list(self.baselines)
+        return json.loads(json.dumps(out, default=str))
+
+
+@dataclass
+class BenchRun:
+    """What :func:`run_bench` did.
+
+    Attributes:
+        out_dir: the output folder.
+        records: the ``runs.jsonl`` line of every finished dataset, in dataset order.
+        skipped: datasets found finished in ``out_dir`` (``resume``) and not re-run.
+        failed: ``{dataset: error message}`` of datasets that failed in this call.
+        random_weights: True when the encoder had random weights.
+    """
+
+    out_dir: Path
+    records: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    random_weights: bool = False
+
+    @property
+    def results_csv(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.out_dir / SUMMARY_FILE
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets and policies
+
+
+def resolve_datasets(spec: str | Sequence[str], archive: str = "ucr", data_dir: Any = None) -> list[str]:
+    """Dataset names from ``"all"`` (every dataset of ``archive``) or names (validated, deduplicated).
+
+    Args:
+        spec: ``"all"``, ``"GunPoint,Coffee"`` or a list of names.
+        archive: ``"ucr"`` or ``"uea"``; selects the datasets of ``"all"``.
+        data_dir: folder searched before the bundled datasets.
+    """
+    from tivit.data import find_dataset, list_datasets
+
+    archive = str(archive).lower()
+    if archive not in ARCHIVES:
+        raise BenchError(f"archive must be one of {', '.join(ARCHIVES)}, got {archive!r}")
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [n for n in names if n]
+    if not names:
+        raise BenchError("no datasets given; pass names (GunPoint,Coffee) or 'all'")
+    if len(names) == 1 and names[0].lower() == "all":
+        found = [i.name for i in list_datasets(data_dir) if i.archive == archive]
+        if not found:
+            raise BenchError(f"no {archive.upper()} datasets found (see `tivit datasets`)")
+        return found
+    out: list[str] = []
+    for name in names:
+        canonical = find_dataset(name, data_dir).name
+        if canonical not in out:
+            out.append(canonical)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# one dataset
+
+
+def _accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.asarray(pred).astype(str) == np.asarray(truth).astype(str)))
+
+
+def model_name(encoder_name: str) -> str:
+    """The ``model`` column of tivit rows: ``tivit-<encoder>``."""
+    return f"tivit-{encoder_name}"
+
+
+def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: int | str = "auto",
+                     cache_dir: Any = None, progress: bool = True) -> dict:
+    """Benchmark one dataset: per-layer accuracy, the three summaries, the baselines.
+
+    Args:
+        ds: a :class:`tivit.data.Dataset`.
+        encoder: a loaded :class:`tivit.encoders.FrozenEncoder`.
+        config: the run's :class:`BenchConfig`.
+        batch_size: images per forward pass, or ``"auto"``.
+        cache_dir: embedding cache (None: default; False: off).
+        progress: show extraction progress bars.
+
+    Returns:
+        The record written to ``runs.jsonl`` (JSON-able), with ``results`` and ``summary`` rows.
+    """
+    import renderers
+
+    from tivit.baselines import prepare_baseline_panel, run_baseline
+    from tivit.embed import extract
+    from tivit.heads import HeadClassifier, choose_layer
+
+    start = time.perf_counter()
+    seed = int(config.seed)
+    name = model_name(encoder.name)
+    y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
+    X_train = prepare_panel(ds.X_train, config.unequal_length, config.missing)
+    X_test = prepare_panel(ds.X_test, config.unequal_length, config.missing,
+                           X_train.shape[2] if config.unequal_length != "own-length" else None)
+    rcfg = renderers.make_config(config.renderer, **dict(config.renderer_params))
+    embed_kwargs = dict(layers=config.layers, pool=config.pool, norm=False, normalize=config.normalize,
+                        batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+    timing: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    train = extract(X_train, rcfg, encoder, **embed_kwargs)
+    t1 = time.perf_counter()
+    test = extract(X_test, rcfg, encoder, **embed_kwargs)
+    timing["embed_train_seconds"], timing["embed_test_seconds"] = t1 - t0, time.perf_counter() - t1
+
+    layers = list(train.layers)
+    accuracy, fit_s, predict_s = {}, {}, {}
+    for i, k in enumerate(layers):
+        head = HeadClassifier(config.head, C=config.C, max_iter=config.max_iter, random_state=seed)
+        t0 = time.perf_counter()
+        head.fit(train.values[:, i], y_train)
+        t1 = time.perf_counter()
+        pred = head.predict(test.values[:, i])
+        predict_s[k], fit_s[k] = time.perf_counter() - t1, t1 - t0
+        accuracy[k] = _accuracy(pred, y_test)
+    t0 = time.perf_counter()
+    choice = choose_layer(train.values, y_train, layers, random_state=seed)
+    timing["cv_seconds"] = time.perf_counter() - t0
+    oracle = max(layers, key=lambda k: (accuracy[k], -k))  # best on test, shallowest on ties
+
+    common = {"dataset": ds.name, "archive": ds.archive}
+    tag = {"weights": encoder.weights, "random_weights": bool(encoder.random_weights)}
+    n = {"n_train": len(y_train), "n_test": len(y_test), "n_classes": int(len(np.unique(y_train)))}
+    results = [{**common, "model": name, "layer": k, "accuracy": accuracy[k], **tag,
+                "fit_seconds": fit_s[k], "predict_seconds": predict_s[k], **n} for k in layers]
+    summary = [{**common, "model": name, "summary": s, "layer": k, "accuracy": accuracy[k], **tag}
+               for s, k in (("last", layers[-1]), ("cv", choice.layer), ("oracle", oracle))]
+
+    baselines = []
+    if config.baselines:
+        B_train, B_test = prepare_baseline_panel(ds.X_train, ds.X_test)
+        for b in config.baselines:
+            res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed)
+            baselines.append(asdict(res))
+            base_tag = {"weights": "", "random_weights": False}
+            results.append({**common, "model": b, "layer": "", "accuracy": res.accuracy, **base_tag,
+                            "fit_seconds": res.fit_seconds, "predict_seconds": res.predict_seconds, **n})
+            summary.append({**common, "model": b, "summary": "baseline", "layer": "", "accuracy": res.accuracy,
+                            **base_tag})
+
+    lengths = np.concatenate([ds.lengths_train, ds.lengths_test])
+    return {
+        "dataset": ds.name,
+        "archive": ds.archive,
+        "status": "done",
+        "source": ds.source,
+        **n,
+        "channels": int(ds.n_channels),
+        "length_min": int(lengths.min()),
+        "length_max": int(lengths.max()),
+        "equal_length": bool(ds.equal_length),
+        "has_missing": bool(ds.has_missing),
+        "tivit": {
+            "model": name,
+            "layers": layers,
+            "accuracy": {str(k): accuracy[k] for k in layers},
+            "fit_seconds": {str(k): fit_s[k] for k in layers},
+            "predict_seconds": {str(k): predict_s[k] for k in layers},
+            "cv_layer": int(choice.layer),
+            "cv_scores": {str(k): v for k, v in choice.scores.items()},
+            "cv_folds": int(choice.n_splits),
+            "oracle_layer": int(oracle),
+            "last_layer": int(layers[-1]),
+            "embedding_dim": int(train.dim),
+            **tag,
+            **timing,
+        },
+        "baselines": baselines,
+        "results": results,
+        "summary": summary,
+        "seconds": time.perf_counter() - start,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _csv_text(rows: Iterable[dict], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def finished_records(out_dir: str | os.PathLike) -> list[dict]:
+    """The ``done`` line of every finished dataset in ``runs.jsonl`` (the last one per dataset)."""
+    done: dict[str, dict] = {}
+    for record in read_jsonl(Path(out_dir) / RUNS_FILE):
+        if record.get("status") == "done":
+            done[record["dataset"]] = record
+    return list(done.values())
+
+
+def write_tables(out_dir: str | os.PathLike, order: Sequence[str] | None = None) -> list[dict]:
+    """Rewrite ``results.csv`` and ``summary.csv`` from ``runs.jsonl`` (atomically); return the records.
+
+    Args:
+        out_dir: a bench output folder.
+        order: dataset order of the rows (default: the order they finished in).
+    """
+    out_dir = Path(out_dir)
+    records = finished_records(out_dir)
+    if order is not None:
+        rank = {n: i for i, n in enumerate(order)}
+        records.sort(key=lambda r: rank.get(r["dataset"], len(rank)))
+    atomic_write_text(out_dir / RESULTS_FILE, _csv_text((r for rec in records for r in rec["results"]),
+                                                         RESULT_COLUMNS))
+    atomic_write_text(out_dir / SUMMARY_FILE, _csv_text((r for rec in records for r in rec["summary"]),
+                                                         SUMMARY_COLUMNS))
+    return records
+
+
+def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
+    """Check that ``out_dir`` may be written (fresh, or a resumable run of the same config)."""
+    config_path = out_dir / CONFIG_FILE
+    existing = [p for p in out_dir.iterdir()] if out_dir.is_dir() else []
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BenchError(f"--out {out_dir} is a file; give a folder")
+    if not existing:
+        return
+    if not resume:
+        raise BenchError(
+            f"output folder {out_dir} is not empty; pass --resume to continue the run in it, "
+            "or choose another --out"
+        )
+    if not config_path.is_file():
+        raise BenchError(f"output folder {out_dir} is not empty and holds no {CONFIG_FILE}: not a tivit bench run")
+    try:
+        old = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BenchError(f"{config_path} is corrupt ({err}); choose another --out") from err
+    if old.get("config") != config:
+        before = old.get("config", {})
+        diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
+        raise BenchError(
+            f"--resume: {out_dir} holds a run with different settings ({', '.join(diff)}); "
+            "use the same settings or another --out"
+        )
+
+
+def run_bench(
+    datasets: str | Sequence[str],
+    out_dir: str | os.PathLike,
+    config: BenchConfig = BenchConfig(),
+    *,
+    archive: str = "ucr",
+    data_dir: Any = None,
+    resume: bool = False,
+    batch_size: int | str = "auto",
+    device: str | None = None,
+    cache_dir: Any = None,
+    progress: bool = True,
+    on_dataset: Callable[[dict, int, int, float | None], None] | None = None,
+) -> BenchRun:
+    """Run the benchmark over ``datasets`` and write ``out_dir`` (see the module docstring).
+
+    Args:
+        datasets: ``"all"`` (every dataset of ``archive``), ``"GunPoint,Coffee"`` or a list.
+        out_dir: output folder; must be empty or missing unless ``resume``.
+        config: the settings that decide the numbers.
+        archive: ``"ucr"`` or ``"uea"`` (which datasets ``"all"`` means).
+        data_dir: folder searched before the bundled datasets.
+        resume: continue a run in ``out_dir``: finished datasets are skipped, never re-written.
+        batch_size: images per encoder forward pass, or ``"auto"``.
+        device: ``"cpu"``, ``"cuda"``...; default: CUDA if available.
+        cache_dir: embedding cache folder (None: default; False: off).
+        progress: show extraction progress bars.
+        on_dataset: called after each dataset as ``on_dataset(record, index, total, eta_seconds)``;
+            a failed dataset's record has ``status == "failed"`` and ``error``.
+
+    Returns:
+        A :class:`BenchRun`.
+    """
+    from tivit.encoders import load_encoder
+
+    out_dir = Path(out_dir)
+    names = resolve_datasets(datasets, archive, data_dir)
+    _open_out_dir(out_dir, config.to_dict(), resume)  # before the (possibly slow) encoder load
+    encoder = load_encoder(config.encoder, weights=config.weights, device=device, seed=config.seed,
+                           **dict(config.encoder_args))
+    header = {
+        "config": config.to_dict(),
+        "archive": archive,
+        "datasets": names,
+        "encoder": encoder.identity(),
+        "encoder_info": {"depth": encoder.depth, "width": encoder.width, "input_size": encoder.input_size,
+                         "precision": encoder.precision, "device": encoder.device},
+        "model": model_name(encoder.name),
+        "weights": encoder.weights,
+        "random_weights": bool(encoder.random_weights),
+        "seeds": {"seed": config.seed, "used_for": "random weights, CV folds, heads, baselines"},
+        "versions": _versions(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "batch_size": batch_size,
+    }
+    config_path = out_dir / CONFIG_FILE
+    if config_path.is_file():  # resume: keep the first start time; datasets = those finished + those asked for
+        old = json.loads(config_path.read_text(encoding="utf-8"))
+        header["started"] = old.get("started", header["started"])
+        finished = {r["dataset"] for r in finished_records(out_dir)}
+        header["datasets"] = list(dict.fromkeys([n for n in old.get("datasets", []) if n in finished] + names))
+        header["resumed"] = list(old.get("resumed", [])) + [datetime.now(timezone.utc).isoformat(timespec="seconds")]
+    atomic_write_json(config_path, header)
+    run = BenchRun(out_dir, random_weights=bool(encoder.random_weights))
+    done = {r["dataset"] for r in write_tables(out_dir, header["datasets"])}
+    run.skipped = [n for n in names if n in done]
+    todo = [n for n in names if n not in done]
+    _run_datasets(todo, run, encoder, config, header, data_dir, batch_size, cache_dir, progress, on_dataset)
+    run.records = [r for r in write_tables(out_dir, header["datasets"]) if r["dataset"] in names]
+    return run
+
+
+def _work(name: str, data_dir: Any) -> float:
+    """Rough cost of a dataset for the ETA: lines in its TRAIN and TEST files (about one per series)."""
+    from tivit.data import find_dataset
+
+    try:
+        info = find_dataset(name, data_dir)
+        return float(sum(info.file(split).read_bytes().count(b"\n") for split in ("TRAIN", "TEST")))
+    except (OSError, ValueError):
+        return 1.0
+
+
+def _run_datasets(todo, run, encoder, config, header, data_dir, batch_size, cache_dir, progress, on_dataset):
+    """Evaluate each dataset in turn; its ``runs.jsonl`` line is written before anything else."""
+    from tivit.data import load_dataset
+
+    work = {name: _work(name, data_dir) for name in todo}
+    started, done_work = time.perf_counter(), 0.0
+    for index, name in enumerate(todo, start=1):
+        try:
+            ds = load_dataset(name, data_dir)
+            record = evaluate_dataset(ds, encoder, config, batch_size=batch_size, cache_dir=cache_dir,
+                                      progress=progress)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # one bad dataset must not lose the others; the line says why
+            record = {"dataset": name, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            run.failed[name] = record["error"]
+        atomic_append_lines(run.out_dir / RUNS_FILE, [json.dumps(record, sort_keys=True, default=str)])  # commit
+        write_tables(run.out_dir, header["datasets"])
+        done_work += work[name]
+        left = sum(work[n] for n in todo[index:])
+        eta = (time.perf_counter() - started) / max(done_work, 1.0) * left  # time per series so far
+        if on_dataset is not None:
+            on_dataset(record, index, len(todo), eta)
