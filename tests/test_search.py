@@ -1,0 +1,412 @@
+"""tivit.cv and tivit.search: folds, the layer search on embeddings, the dataset search on real data.
+
+Real-data tests use GunPoint (bundled) with a tiny random-weights ViT (32 px, 3 blocks): the point
+is the mechanics (test split untouched, cache reuse, resume, determinism), not the accuracy.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tivit.cv import cv_folds, fold_plan
+from tivit.search import SearchError, SearchSpace, evaluate_search, search_layer
+
+TINY = dict(img_size=32, depth=3)
+ENCODER = "vit_small_patch16_224"
+
+
+# ---------------------------------------------------------------------------------------------
+# folds
+
+
+def test_folds_are_stratified_disjoint_and_capped_by_smallest_class():
+    y = np.array(["a"] * 30 + ["b"] * 3 + ["c"] * 67)
+    folds = cv_folds(y, 5, seed=0)
+    plan = fold_plan(y, 5)
+    assert plan.n_splits == 3 and plan.repeats == 1 and plan.stratified
+    assert len(folds) == 3
+    seen = np.concatenate([val for _, val in folds])
+    assert sorted(seen.tolist()) == list(range(100))  # every sample validated exactly once
+    for fit, val in folds:
+        assert not set(fit) & set(val)
+        assert (y[val] == "b").sum() == 1  # the smallest class spread over all folds
+
+
+def test_tiny_sets_are_repeated_with_different_shuffles_and_seed_is_deterministic():
+    y = np.repeat(["x", "y"], 12)
+    folds = cv_folds(y, 5, seed=3)
+    assert fold_plan(y, 5).repeats == 3 and len(folds) == 15
+    first, second = folds[:5], folds[5:10]
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+    again = cv_folds(y, 5, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, cv_folds(y, 5, seed=4)))
+
+
+def test_single_sample_class_falls_back_to_plain_folds_and_bad_labels_raise():
+    y = np.array(["a"] * 10 + ["b"] * 10 + ["c"])
+    plan = fold_plan(y, 5)
+    assert not plan.stratified and plan.n_splits == 5
+    assert len(cv_folds(y, 5)) == plan.n_folds
+    with pytest.raises(ValueError, match="single class"):
+        cv_folds(np.array(["a"] * 10))
+    with pytest.raises(ValueError, match="at least 4"):
+        cv_folds(np.array(["a", "b", "a"]))
+    with pytest.raises(ValueError, match="n_splits"):
+        cv_folds(np.repeat(["a", "b"], 5), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# search on embeddings in memory
+
+
+def _planted(n=48, layers=5, d=16, informative=3, seed=0):
+    """Embeddings where only layer ``informative`` separates the classes."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(["neg", "pos"], n // 2)
+    X = rng.normal(size=(n, layers, d)).astype(np.float32)
+    X[y == "pos", informative - 1, :3] += 2.5
+    return X, y
+
+
+def test_search_layer_finds_the_informative_layer_and_is_deterministic():
+    X, y = _planted()
+    first = search_layer(X, y, n_trials=12, seed=0, n_splits=3)
+    assert first.layer == 3
+    assert first.cv_score > 0.85
+    assert first.layer_scores[3] == max(first.layer_scores.values())
+    assert first.n_trials == 12 and first.head == "linear"
+    assert 1e-3 <= first.C <= 1e2
+    again = search_layer(X, y, n_trials=12, seed=0, n_splits=3)
+    assert (again.layer, again.C, again.cv_score) == (first.layer, first.C, first.cv_score)
+
+
+def test_search_layer_uses_embeddings_layer_numbers():
+    from tivit.embed import Embeddings
+
+    X, y = _planted(layers=4, informative=2)
+    emb = Embeddings(X, (0, 4, 8, 12))
+    choice = search_layer(emb, y, n_trials=8, seed=1, n_splits=3)
+    assert choice.layer == 4 and choice.layers == (0, 4, 8, 12)
+    with pytest.raises(SearchError, match="layer numbers"):
+        search_layer(X, y, layers=(1, 2), n_trials=2)
+    with pytest.raises(SearchError, match=r"\(n, layers, d\)"):
+        search_layer(X[:, 0], y, n_trials=2)
+
+
+def test_evaluate_search_scores_test_once_with_the_chosen_layer():
+    X, y = _planted(n=60, seed=0)
+    Xt, yt = _planted(n=80, seed=1)
+    choice, accuracy = evaluate_search(X, y, Xt, yt, n_trials=10, seed=0, n_splits=3)
+    assert choice.layer == 3
+    assert accuracy > 0.85
+    head = choice.fit_head(X, y)
+    assert accuracy == pytest.approx(np.mean(choice.predict(head, Xt) == yt))
+
+
+def test_space_validation():
+    with pytest.raises(SearchError, match="unknown heads"):
+        SearchSpace(heads=("svm",))
+    with pytest.raises(SearchError, match="C bounds"):
+        SearchSpace(C=(1.0, 0.1))
+    with pytest.raises(SearchError, match="not searched"):
+        SearchSpace(renderer_params=(("gasf", (("size", (8,)),)),))
+    with pytest.raises(SearchError, match="unknown keys"):
+        SearchSpace.from_dict({"layer": 3})
+    space = SearchSpace.from_dict({"pools": ["mean", "cls"], "renderer_params": {"tivit": {"stride": [0.1, 1.0]}}})
+    assert space.embedding_keys == 4
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+def test_plots_are_written(tmp_path):
+    import matplotlib.image as mpimg
+    import optuna
+
+    from tivit.search_plots import plot_search
+
+    X, y = _planted()
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    search_layer(X, y, n_trials=8, seed=0, n_splits=3, storage=storage, study_name="plots")
+    study = optuna.load_study(study_name="plots", storage=storage)
+    paths = plot_search(study, tmp_path / "plots", title="planted", random_weights=True)
+    assert [p.name for p in paths] == ["layers.png", "importances.png", "history.png"]
+    for path in paths:
+        image = mpimg.imread(path)
+        assert image.shape[0] > 200 and image.shape[1] > 300
+
+
+# ---------------------------------------------------------------------------------------------
+# search on a real dataset (GunPoint, tiny random-weights encoder)
+
+
+@pytest.fixture(scope="module")
+def gunpoint():
+    from tivit.data import load_dataset
+
+    return load_dataset("GunPoint")
+
+
+@pytest.fixture(scope="module")
+def enc():
+    from tivit.encoders import load_encoder
+
+    return load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+
+
+class TrainOnly:
+    """A dataset whose test split cannot be read during the search.
+
+    Reading ``X_test``/``y_test`` raises, unless ``study`` is given as ``(storage, name)``: then each
+    read records how many trials of that study had finished at that moment.
+    """
+
+    def __init__(self, dataset, study=None):
+        self._dataset, self._study, self.reads = dataset, study, []
+        self.name, self.X_train, self.y_train = dataset.name, dataset.X_train, dataset.y_train
+
+    def _test(self, attr):
+        if self._study is None:
+            raise AssertionError(f"the search read {attr}")
+        import optuna
+
+        storage, name = self._study
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        self.reads.append((attr, sum(t.state.is_finished() for t in trials)))
+        return getattr(self._dataset, attr)
+
+    @property
+    def X_test(self):
+        return self._test("X_test")
+
+    @property
+    def y_test(self):
+        return self._test("y_test")
+
+
+def _count_forward(monkeypatch, enc):
+    calls = []
+    original = type(enc).forward_layers
+
+    def counted(images, *args, **kwargs):
+        calls.append(images.shape[0])
+        return original(enc, images, *args, **kwargs)
+
+    monkeypatch.setattr(enc, "forward_layers", counted)
+    return calls
+
+
+def test_search_never_reads_the_test_split(gunpoint, enc):
+    from tivit.search import search
+
+    result = search(TrainOnly(gunpoint), enc, n_trials=4, n_splits=3, score_test=False, cache_dir=False)
+    assert result.test_score is None and result.n_trials == 4
+    assert result.random_weights and "RANDOM WEIGHTS" in result.to_dict()["label"]
+    assert 0.0 <= result.cv_score <= 1.0 and result.best_config["layer"] in (1, 2, 3)
+
+
+def test_test_split_is_read_only_after_the_search_to_score_the_best_trial(gunpoint, enc, tmp_path):
+    from tivit.embed import extract
+    from tivit.heads import HeadClassifier
+    from tivit.search import search
+
+    storage = f"sqlite:///{tmp_path / 'guard.db'}"
+    guarded = TrainOnly(gunpoint, study=(storage, "guard"))
+    result = search(guarded, enc, n_trials=4, n_splits=3, storage=storage, study_name="guard", seed=0)
+    assert guarded.reads and all(done == 4 for _, done in guarded.reads)
+    # the score is the best configuration refit on all of train, applied once to test
+    best = result.best_config
+    train = extract(gunpoint.X_train, "tivit", enc, layers=[best["layer"]])
+    test = extract(gunpoint.X_test, "tivit", enc, layers=[best["layer"]])
+    head = HeadClassifier("linear", C=best["C"], random_state=0).fit(train.values[:, 0], gunpoint.y_train)
+    assert result.test_score == pytest.approx(np.mean(head.predict(test.values[:, 0]) == gunpoint.y_test))
+
+
+def test_layer_and_C_trials_never_run_the_encoder(gunpoint, enc, monkeypatch):
+    from tivit.search import search
+
+    calls = _count_forward(monkeypatch, enc)
+    result = search(TrainOnly(gunpoint), enc, n_trials=8, n_splits=3, score_test=False, cache_dir=False)
+    assert sum(calls) == len(gunpoint.y_train)  # one pass over the training series, for 8 trials
+    assert result.embedding_passes == 1 and len(result.layer_scores) >= 2
+    # a new search in a new call reads the on-disk cache: the encoder does not run at all
+    search(TrainOnly(gunpoint), enc, n_trials=2, n_splits=3, score_test=False)
+    calls.clear()
+    again = search(TrainOnly(gunpoint), enc, n_trials=2, n_splits=3, score_test=False)
+    assert sum(calls) == 0 and again.embedding_passes == 1
+
+
+def test_renderer_choices_cost_one_pass_each(gunpoint, enc, monkeypatch):
+    from tivit.search import search
+
+    calls = _count_forward(monkeypatch, enc)
+    space = {"layers": "2-3", "renderer_params": {"tivit": {"stride": [0.5, 1.0], "segment": ["sqrt", 16]}}}
+    result = search(TrainOnly(gunpoint), enc, space=space, n_trials=10, n_splits=3, score_test=False, cache_dir=False)
+    assert 1 <= result.embedding_passes <= 4
+    assert sum(calls) == result.embedding_passes * len(gunpoint.y_train)
+    assert result.best_config["renderer_params"]["stride"] in (0.5, 1.0)
+    assert result.best_config["layer"] in (2, 3)
+
+
+def test_same_seed_same_best_trial(gunpoint, enc):
+    from tivit.search import search
+
+    runs = [search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, seed=7, score_test=False) for _ in range(2)]
+    assert runs[0].best_params == runs[1].best_params
+    assert runs[0].cv_score == runs[1].cv_score and runs[0].layer_scores == runs[1].layer_scores
+
+
+def test_interrupted_study_resumes_and_continues(gunpoint, enc, tmp_path, monkeypatch):
+    import optuna
+
+    from tivit.cv import LinearFoldScores
+    from tivit.search import search
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    original, folds = LinearFoldScores.accuracy, []
+
+    def interrupt_at_8th_fold(self, *args):
+        folds.append(1)
+        if len(folds) == 8:
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        return original(self, *args)
+
+    monkeypatch.setattr(LinearFoldScores, "accuracy", interrupt_at_8th_fold)
+    with pytest.raises(KeyboardInterrupt):
+        search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, storage=storage, study_name="s", score_test=False)
+    monkeypatch.setattr(LinearFoldScores, "accuracy", original)
+    before = optuna.load_study(study_name="s", storage=storage).get_trials()
+    done_before = [t for t in before if t.state.name in ("COMPLETE", "PRUNED")]
+    assert 1 <= len(done_before) < 6 and len(before) == len(done_before)  # the interrupted trial left nothing
+
+    with pytest.raises(SearchError, match="already exists"):
+        search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, storage=storage, study_name="s", score_test=False)
+    with pytest.raises(SearchError, match="different settings"):
+        search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, storage=storage, study_name="s", seed=1,
+               score_test=False, resume=True)
+
+    result = search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, storage=storage, study_name="s",
+                    score_test=False, resume=True)
+    after = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert result.study_name == "s" and result.n_trials == 6
+    assert result.trials_this_run == 6 - len(done_before)
+    assert len(after) == len(before) + result.trials_this_run  # the same study, grown
+    assert [t.params for t in after[: len(before)]] == [t.params for t in before]
+    assert all(t.state.name != "RUNNING" for t in after)
+
+
+def test_cli_search_writes_json_and_plots_and_resumes(tmp_path):
+    import matplotlib.image as mpimg
+    from typer.testing import CliRunner
+
+    from tivit.cli import app
+
+    out, db = tmp_path / "result.json", f"sqlite:///{tmp_path / 'cli.db'}"
+    args = ["search", "--dataset", "GunPoint", "--encoder", ENCODER, "--encoder-args", "img_size=32,depth=3",
+            "--weights", "random", "--storage", db, "--folds", "3", "--out", str(out)]
+    runner = CliRunner()
+    first = runner.invoke(app, [*args, "--trials", "3"])
+    assert first.exit_code == 0, first.output
+    assert "RANDOM WEIGHTS" in first.output
+    data = json.loads(out.read_text())
+    for key in ("best_params", "cv_score", "test_score", "n_trials", "seconds", "random_weights", "weights"):
+        assert key in data
+    assert data["random_weights"] is True and data["n_trials"] == 3 and 0 <= data["test_score"] <= 1
+    pngs = sorted(Path(p).name for p in data["plots"])
+    assert pngs == ["history.png", "importances.png", "layers.png"]
+    assert all(mpimg.imread(p).shape[0] > 100 for p in data["plots"])
+
+    again = runner.invoke(app, [*args, "--trials", "3"])
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = runner.invoke(app, [*args, "--trials", "5", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(out.read_text())
+    assert data["n_trials"] == 5 and data["trials_this_run"] == 2
+
+
+def test_C_grid_and_segment_rules():
+    from tivit.search import segment_length, snap_C
+
+    assert snap_C(1.0) == 1.0 and snap_C(1.7) == 1.0 and snap_C(2.0) == pytest.approx(10**0.5)  # 2 per decade
+    assert snap_C(0.0011, (0.001, 100)) == 0.001 and snap_C(95, (0.001, 50)) == 50
+    assert segment_length("sqrt", 150) is None and segment_length(None, 150) is None
+    assert segment_length("2sqrt", 100) == 20 and segment_length("0.5sqrt", 100) == 5
+    assert segment_length(16, 100) == 16 and segment_length("12", 100) == 12
+    with pytest.raises(SearchError, match="not understood"):
+        segment_length("cube", 100)
+    with pytest.raises(SearchError, match=">= 1"):
+        segment_length(0, 100)
+
+
+def test_other_heads_are_searched_through_the_head_classifier():
+    X, y = _planted(n=40, layers=3, d=8, informative=2)
+    mix = search_layer(X, y, heads=("layer_mix",), n_trials=2, seed=0, n_splits=2, max_repeats=1,
+                      prune=False)
+    assert mix.head == "layer_mix" and mix.layer is None and mix.C is not None
+    assert mix.layer_scores == {}  # no trial chose a single layer
+    mlp = search_layer(X, y, heads=("mlp",), n_trials=1, seed=0, n_splits=2, max_repeats=1,
+                      prune=False)
+    assert mlp.head == "mlp" and mlp.layer in (1, 2, 3) and mlp.C is None
+    assert mlp.config.hidden in (64, 256) and 1e-5 <= mlp.config.weight_decay <= 1e-1
+    head = mlp.fit_head(X, y)
+    assert mlp.predict(head, X).shape == (40,)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_fold_fits_solve_the_linear_heads_objective(n_classes):
+    """The search's fast fold fits (span reduction + Newton) match sklearn's LogisticRegression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from tivit.cv import LinearFoldScores, newton_logistic
+
+    rng = np.random.default_rng(n_classes)
+    n, d = 48, 120  # fewer samples than features, as in a search
+    y_idx = np.arange(n) % n_classes
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, size=d)
+    X[:, :4] += 0.6 * y_idx[:, None]
+    for C in (0.01, 1.0, 30.0):
+        W, b = newton_logistic(X, y_idx, n_classes, C)
+        ref = LogisticRegression(C=C, max_iter=20000, tol=1e-12).fit(X, y_idx).decision_function(X)
+        ours = X @ W + b
+        if n_classes == 2:
+            np.testing.assert_allclose(ours[:, 0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+        else:  # multinomial logits are defined up to a per-sample shift
+            centre = lambda z: z - z.mean(1, keepdims=True)  # noqa: E731
+            np.testing.assert_allclose(centre(ours), centre(ref), atol=1e-4 * np.abs(ref).max())
+
+    y = np.array([f"class{k}" for k in y_idx])
+    fit, val = np.arange(36), np.arange(36, 48)
+    folds = LinearFoldScores(y, [(fit, val)])
+    for C in (0.01, 1.0):
+        scaler = StandardScaler().fit(X[fit])
+        full = LogisticRegression(C=C, max_iter=20000, tol=1e-12).fit(scaler.transform(X[fit]), y[fit])
+        expected = np.mean(full.predict(scaler.transform(X[val])) == y[val])
+        assert folds.accuracy("layer", X, 0, C) == expected
+
+
+def test_bad_requests_fail_before_any_trial(gunpoint, enc, monkeypatch):
+    from tivit.data import DatasetError
+    from tivit.encoders import EncoderError
+    from tivit.search import search
+
+    calls = _count_forward(monkeypatch, enc)
+    ds = TrainOnly(gunpoint)
+    with pytest.raises(SearchError, match="database URL"):
+        search(ds, enc, n_trials=2, storage="study.db")
+    with pytest.raises(SearchError, match="n_trials"):
+        search(ds, enc, n_trials=0)
+    with pytest.raises(SearchError, match="unknown renderers"):
+        search(ds, enc, n_trials=2, space={"renderers": ["tivit", "spectrogram"]})
+    with pytest.raises(ValueError, match="stride"):
+        search(ds, enc, n_trials=2, space={"renderer_params": {"tivit": {"stride": [0.1, 2.0]}}})
+    with pytest.raises(EncoderError, match="out of range"):
+        search(ds, enc, n_trials=2, space={"layers": [1, 9]})
+    with pytest.raises(EncoderError, match="unknown pool"):
+        search(ds, enc, n_trials=2, space={"pools": ["max"]})
+    with pytest.raises(DatasetError):
+        search("NoSuchDataset", enc, n_trials=2)
+    with pytest.raises(SearchError, match="no X_train"):
+        search(object(), enc, n_trials=2)
+    assert calls == []  # nothing was embedded
