@@ -17,10 +17,11 @@ install: $(STAMP)
 
 # The main job, offline: a tiny RANDOM-WEIGHTS ViT (labelled as such in every output) and MiniRocket
 # on three bundled UCR datasets. Swap --weights random for pretrained once the weights are cached.
+# --resume: a second `make demo` reuses the finished run and prints its table again.
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tivit bench --datasets GunPoint,Coffee,ArrowHead \
 		--encoder vit_small_patch16_224 --encoder-args img_size=64,depth=6 --weights random \
-		--baselines minirocket --out demo-out
+		--baselines minirocket --out demo-out --resume
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --durations=15 tests
