@@ -270,7 +270,7 @@ def main() -> None:
         benchmark="render",
         machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
                      torch_threads=torch.get_num_threads(), torch=torch.__version__,
-                     cuda=torch.cuda.is_available()),
+                     cuda=torch.cuda.is_available(), load_average_start=list(os.getloadavg())),
         note="2-core CPU shared with other jobs while measured; timings are best-of-N wall clock, one torch thread",
     )
     result["pyts"] = pyts_cases(args.quick)
@@ -279,6 +279,7 @@ def main() -> None:
     result["rss"] = rss_case(args.rss_n, args.batch, args.threads) if args.rss_n else None
     if result["rss"] and args.rss_n < 100_000:
         result["rss"]["note"] = f"run with n = {args.rss_n} (not 100,000) to keep the benchmark short on a shared CPU"
+    result["machine"]["load_average_end"] = list(os.getloadavg())
     result["gpu"] = "measured" if torch.cuda.is_available() else "not run: no GPU on this machine"
     if args.quick:
         print("--quick: not recorded")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from renderers import _alloc
 from renderers._config import RecurrenceConfig
 from renderers._resize import resize_numpy, resize_torch
 
@@ -80,8 +81,15 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
         low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
         span = high - low
         y = (x - low) / torch.where(span > 0, span, torch.ones_like(span))
-        image = torch.sub(y[:, :, None], y[:, None, :]).abs_()
-        return image if n == size else resize_torch(image, size, cfg.resize)
+        if n != size:
+            return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize)
+        # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
+        image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
+        step = max(1, (1 << 18) // (n * n)) if y.device.type == "cpu" else len(y)
+        for first in range(0, len(y), step):
+            part = y[first : first + step]
+            torch.sub(part[:, :, None], part[:, None, :], out=image[first : first + step]).abs_()
+        return image
     x = x.double() if cfg.threshold is not None else x.float()
     if cfg.dimension == 1:
         dist = torch.sub(x[:, :, None], x[:, None, :]).abs_()

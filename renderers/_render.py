@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from renderers import _gaf, _lineplot, _mtf, _recurrence, _tivit
+from renderers import _alloc, _gaf, _lineplot, _mtf, _recurrence, _tivit
 from renderers._config import Config, make_config
 from renderers._series import array_kind, as_rows_numpy, check_shape, groups, own_lengths
 
@@ -106,7 +106,7 @@ def _render_torch(x, lengths: np.ndarray, cfg: Config, size: int):
     with torch.no_grad():
         if len(parts) == 1 and len(x) <= _chunk_rows(parts[0][0], size, cfg):
             return family.torch_images(x[:, : parts[0][0]], cfg, size).float().unsqueeze(1)  # rows already in order
-        out = torch.empty((x.shape[0], 1, size, size), dtype=torch.float32, device=x.device)
+        out = _alloc.empty((x.shape[0], 1, size, size), dtype=torch.float32, device=x.device)
         for length, rows in parts:
             step = _chunk_rows(length, size, cfg)
             for start in range(0, len(rows), step):
@@ -222,7 +222,7 @@ def render_for_encoder(
     x = check_shape(_as_torch(series) if chosen == "torch" else as_rows_numpy(_to_host(series)))
     n = x.shape[0]
     if out is None:
-        out = torch.empty((n, 3, size, size), dtype=dtype, device=device)
+        out = _alloc.empty((n, 3, size, size), dtype=dtype, device=device)
     elif tuple(out.shape) != (n, 3, size, size):
         raise ValueError(f"out must have shape {(n, 3, size, size)}, got {tuple(out.shape)}")
     lengths = own_lengths(x)

@@ -21,7 +21,9 @@ DATASETS = ["Coffee", "BeetleFly", "BirdChicken"]  # small train sets keep the l
 TINY = {"img_size": 32, "patch_size": 8, "depth": 2}
 TINY_ARGS = "img_size=32,patch_size=8,depth=2"
 ENCODER = "vit_tiny_patch16_224"
-ARGS = ["--encoder", ENCODER, "--encoder-args", TINY_ARGS, "--weights", "random", "--baselines", "minirocket"]
+TRIALS = 10
+ARGS = ["--encoder", ENCODER, "--encoder-args", TINY_ARGS, "--weights", "random", "--search-trials", str(TRIALS),
+        "--baselines", "minirocket"]
 TIMING = ("fit_seconds", "predict_seconds")
 
 
@@ -68,7 +70,7 @@ def test_bench_writes_one_row_per_dataset_and_layer(bench_run):
     assert "RANDOM WEIGHTS" in _text(output) and "BeetleFly" in output
 
 
-def test_bench_summaries_last_cv_oracle_and_baseline(bench_run):
+def test_bench_summaries_last_cv_searched_oracle_and_baseline(bench_run):
     out, _, _ = bench_run
     results = _rows(out / "results.csv")
     summary = _rows(out / "summary.csv")
@@ -76,41 +78,54 @@ def test_bench_summaries_last_cv_oracle_and_baseline(bench_run):
                                 "random_weights"]
     for d in DATASETS:
         rows = {r["summary"]: r for r in summary if r["dataset"] == d}
-        assert set(rows) == {"last", "cv", "oracle", "baseline"}
+        assert set(rows) == {"last", "cv", "searched", "oracle", "baseline"}
         per_layer = {r["layer"]: float(r["accuracy"]) for r in results if r["dataset"] == d and r["layer"]}
         assert rows["last"]["layer"] == "2" and float(rows["last"]["accuracy"]) == per_layer["2"]
         assert float(rows["oracle"]["accuracy"]) == max(per_layer.values())
         assert float(rows["cv"]["accuracy"]) == per_layer[rows["cv"]["layer"]]
         assert rows["baseline"]["model"] == "minirocket"
+        assert rows["searched"]["layer"] in ("1", "2") and 0.0 <= float(rows["searched"]["accuracy"]) <= 1.0
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert [r["dataset"] for r in records] == DATASETS and all(r["status"] == "done" for r in records)
     for r in records:
         t = r["tivit"]
         assert t["embed_train_seconds"] >= 0 and set(t["cv_scores"]) == {"1", "2"}
+        found = t["searched"]
+        assert found["n_trials"] == TRIALS and found["C"] > 0 and 0.0 <= found["cv_score"] <= 1.0
+        assert found["layer_scores"][str(found["layer"])] == found["cv_score"]
     config = json.loads((out / "config.json").read_text())
     assert config["random_weights"] is True and config["config"]["seed"] == 0
+    assert config["config"]["search_trials"] == TRIALS
     assert {"torch", "timm", "sktime", "tivit"} <= set(config["versions"])
 
 
 def test_bench_numbers_equal_the_python_api(bench_run):
-    """TiViTClassifier with the same settings scores exactly what the bench wrote (layer k, and auto = cv)."""
+    """TiViTClassifier with the same settings scores exactly what the bench wrote (layer k, and auto = searched);
+    the cv row is choose_layer on the training embeddings."""
     from tivit.baselines import prepare_baseline_panel, run_baseline
     from tivit.data import load_dataset
+    from tivit.embed import extract
+    from tivit.heads import choose_layer
     from tivit.sktime import TiViTClassifier
 
     out, cache, _ = bench_run
     results = {(r["dataset"], r["model"], r["layer"]): float(r["accuracy"]) for r in _rows(out / "results.csv")}
     summary = {(r["dataset"], r["summary"]): r for r in _rows(out / "summary.csv")}
+    record = {r["dataset"]: r for r in map(json.loads, (out / "runs.jsonl").read_text().splitlines())}
     ds = load_dataset("BirdChicken")
     for layer in (1, 2, "auto"):
         clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_kwargs=TINY, layer=layer, random_state=0,
-                              cache_dir=cache)
+                              search_trials=TRIALS, cache_dir=cache)
         accuracy = float(np.mean(clf.fit(ds.X_train, ds.y_train).predict(ds.X_test) == ds.y_test))
         if layer == "auto":
-            assert str(clf.layer_) == summary[("BirdChicken", "cv")]["layer"]
-            assert accuracy == float(summary[("BirdChicken", "cv")]["accuracy"])
+            found = record["BirdChicken"]["tivit"]["searched"]
+            assert str(clf.layer_) == summary[("BirdChicken", "searched")]["layer"]
+            assert (clf.C_, clf.search_.cv_score) == (found["C"], found["cv_score"])
+            assert accuracy == float(summary[("BirdChicken", "searched")]["accuracy"])
         else:
             assert accuracy == results[("BirdChicken", f"tivit-{ENCODER}", str(layer))]
+    train = extract(ds.X_train, "tivit", clf._encoder_slot.encoder, cache_dir=cache, progress=False)
+    assert str(choose_layer(train, ds.y_train, random_state=0).layer) == summary[("BirdChicken", "cv")]["layer"]
     X_train, X_test = prepare_baseline_panel(ds.X_train, ds.X_test)
     mr = run_baseline("minirocket", X_train, ds.y_train, X_test, ds.y_test, seed=0)
     assert mr.accuracy == results[("BirdChicken", "minirocket", "")]
@@ -173,6 +188,7 @@ def test_bench_then_report_from_the_cli(bench_run, tmp_path):
     page = (tmp_path / "rep" / "report.html").read_text()
     for text in (md, page):
         assert "RANDOM WEIGHTS" in text and "BeetleFly" in text and "minirocket" in text
+        assert "tivit searched" in text and f"{TRIALS}-trial Optuna search" in text
     for png in ("accuracy_by_layer.png", "critical_difference.png"):
         with Image.open(tmp_path / "rep" / png) as image:
             assert image.size[0] > 300 and image.size[1] > 150
@@ -200,14 +216,25 @@ def test_bench_uea_multivariate_concatenates_channels(tmp_path):
     (record,) = run.records
     assert record["archive"] == "uea" and record["channels"] == 6
     assert record["tivit"]["embedding_dim"] == 6 * 192
-    assert [r["summary"] for r in record["summary"]] == ["last", "cv", "oracle"]
+    assert [r["summary"] for r in record["summary"]] == ["last", "cv", "searched", "oracle"]
+    assert record["tivit"]["searched"]["n_trials"] == 20  # the default budget
 
 
-def test_bench_input_errors():
-    from tivit.bench import BenchConfig, BenchError, resolve_datasets
+def test_bench_input_errors(tmp_path):
+    from tivit.bench import BenchConfig, BenchError, _open_out_dir, resolve_datasets
 
     with pytest.raises(BenchError, match="layer_mix"):
         BenchConfig(head="layer_mix")
+    with pytest.raises(BenchError, match="preset='best' is not a preset; choose one of paper, default"):
+        BenchConfig(preset="best")
+    with pytest.raises(BenchError, match="search_trials must be an integer >= 0"):
+        BenchConfig(search_trials=-1)
+    # a run written before --preset and --search-trials existed resumes as preset default, no search
+    legacy = {k: v for k, v in BenchConfig(search_trials=0).to_dict().items() if k not in ("preset", "search_trials")}
+    (tmp_path / "config.json").write_text(json.dumps({"config": legacy}))
+    _open_out_dir(tmp_path, BenchConfig(search_trials=0).to_dict(), resume=True)
+    with pytest.raises(BenchError, match=r"different settings \(search_trials\)"):
+        _open_out_dir(tmp_path, BenchConfig().to_dict(), resume=True)
     with pytest.raises(ValueError, match="unknown baseline 'rocket'"):
         BenchConfig(baselines=("rocket",))
     with pytest.raises(BenchError, match="archive"):
@@ -256,3 +283,101 @@ def test_baselines_inputs_and_one_nn_dtw():
     S, y = np.stack(series)[:, None].astype(np.float32), np.array(["square", "sine"] * 8)
     result = run_baseline("1nn-dtw", S[:8], y[:8], S[8:], y[8:])
     assert result.model == "1nn-dtw" and result.accuracy == 1.0 and result.predict_seconds > 0
+
+
+def test_cold_and_warm_cache_on_different_thread_counts_give_identical_numbers(tmp_path, monkeypatch):
+    """Same seed, same numbers: a cold run (values computed, stored as float16 and returned as stored)
+    on two torch threads and a warm run (values read from the cache, encoder never runs) on one thread
+    write the same accuracies, layer choices and search (DiatomSizeReduction: 16 train series, the
+    case where the float32 head once flipped a test series between runs)."""
+    import torch
+
+    from tivit._threads import single_threaded
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import load_dataset
+    from tivit.encoders import load_encoder
+
+    ds = load_dataset("DiatomSizeReduction")
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         search_trials=5)
+    encoder = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+    threads = torch.get_num_threads()
+
+    def run(n_threads):
+        torch.set_num_threads(n_threads)
+        try:
+            record = evaluate_dataset(ds, encoder, config, cache_dir=tmp_path / "cache", progress=False)
+        finally:
+            torch.set_num_threads(threads)
+        t = record["tivit"]
+        stable = {k: t[k] for k in ("accuracy", "cv_layer", "cv_scores", "oracle_layer", "searched")}
+        return stable, _stable(record["results"]), record["summary"]
+
+    cold = run(2)
+    assert any((tmp_path / "cache").rglob("chunk-*.npy"))
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the warm run must read the cache, not run the encoder")
+
+    monkeypatch.setattr("tivit.embed._Job.embed", no_encoder)
+    warm = run(1)
+    assert warm == cold
+    assert {r["summary"] for r in cold[2]} == {"last", "cv", "searched", "oracle"}
+    with single_threaded():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
+
+
+def test_heads_under_single_threaded_do_not_depend_on_the_thread_count():
+    """The layer CV on 3,000 series: its scores move with torch's thread count (float32 sums split
+    differently); inside tivit._threads.single_threaded, as the bench and the classifier run it, they do not."""
+    import torch
+
+    from tivit._threads import single_threaded
+    from tivit.heads import choose_layer
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 3000).astype(str)
+    X = rng.normal(size=(3000, 4, 384)).astype(np.float32) + y.astype(int)[:, None, None] * np.float32(0.05)
+    threads = torch.get_num_threads()
+    scores = []
+    try:
+        for n_threads in (2, 1):
+            torch.set_num_threads(n_threads)
+            with single_threaded():
+                scores.append(choose_layer(X, y, random_state=0).scores)
+    finally:
+        torch.set_num_threads(threads)
+    assert scores[0] == scores[1]
+
+
+def test_bench_paper_preset_equals_the_paper_classifier(tmp_path):
+    """--preset paper: paper renderer, zero padding, L2-normalised embeddings, heads on a random 80 % of
+    train -- every layer row and the searched row equal TiViTClassifier(preset="paper") with the same seed."""
+    from tivit.bench import BenchConfig, run_bench
+    from tivit.data import load_dataset
+    from tivit.sktime import TiViTClassifier
+
+    config = BenchConfig(preset="paper", encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()),
+                         baselines=(), search_trials=4)
+    assert (config.normalize, config.unequal_length, config.C, config.max_iter) == (True, "zeros", 1.0, 500)
+    cache = tmp_path / "cache"
+    run = run_bench("BirdChicken", tmp_path / "out", config, cache_dir=cache, progress=False)
+    (record,) = run.records
+    header = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert header["config"]["preset"] == "paper" and header["preset"]["fit_fraction"] == 0.8
+    assert header["renderer_config"]["resize"] == "nearest" and header["renderer_config"]["quantize"] is True
+    assert header["preset_layer"] == 1  # 14 of 32 blocks -> 1 of 2
+    assert record["tivit"]["n_fit"] == 16 and record["n_train"] == 20
+
+    ds = load_dataset("BirdChicken")
+    for layer in (1, 2, "auto"):
+        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_kwargs=TINY, preset="paper", layer=layer,
+                              search_trials=4, random_state=0, cache_dir=cache)
+        accuracy = float(np.mean(clf.fit(ds.X_train, ds.y_train).predict(ds.X_test) == ds.y_test))
+        assert len(clf.fit_index_) == 16
+        if layer == "auto":
+            assert (clf.layer_, accuracy) == (record["tivit"]["searched"]["layer"],
+                                              record["tivit"]["searched"]["accuracy"])
+        else:
+            assert accuracy == record["tivit"]["accuracy"][str(layer)]

@@ -111,11 +111,19 @@ def test_layer_auto_mix_and_fusion():
     from sktime.transformations.rocket import MiniRocket
 
     X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 30, 20)
-    auto = TiViTClassifier(**TINY, layer="auto").fit(X_train, y_train)
-    assert auto.layer_ in (1, 2) and set(auto.layer_scores_) == {1, 2} and auto.layers_ == (auto.layer_,)
-    from tivit.heads import choose_layer  # train only: the same choice from the training embeddings by hand
+    auto = TiViTClassifier(**TINY, layer="auto", search_trials=8).fit(X_train, y_train)
+    assert auto.layer_ in (1, 2) and set(auto.layer_scores_) <= {1, 2} and auto.layers_ == (auto.layer_,)
+    assert auto.search_.n_trials == 8 and auto.head_.C == auto.C_ == auto.search_.C
+    from tivit.search import evaluate_search, search_layer  # train only: the same search by hand
 
-    assert choose_layer(_embed(X_train, [1, 2]), y_train, random_state=0).layer == auto.layer_
+    train, test = _embed(X_train, [1, 2]), _embed(X_test, [1, 2])
+    by_hand = search_layer(train, y_train, n_trials=8, seed=0)
+    assert (by_hand.layer, by_hand.C, by_hand.layer_scores) == (auto.layer_, auto.C_, auto.layer_scores_)
+    head = by_hand.fit_head(train, y_train)
+    np.testing.assert_array_equal(auto.predict(X_test), by_hand.predict(head, test))
+    assert evaluate_search(train, y_train, test, auto.predict(X_test), n_trials=8, seed=0)[1] == 1.0
+    with pytest.raises(ValueError, match="search_trials must be a positive integer"):
+        TiViTClassifier(**TINY, layer="auto", search_trials=0).fit(X_train, y_train)
 
     mix = TiViTClassifier(**TINY, layer="mix").fit(X_train, y_train)
     w = mix.head_.layer_weights_

@@ -5,15 +5,22 @@ For each dataset, on its official train/test split:
 1. the embeddings of every requested layer are computed once (train and test, through the cache);
 2. the head is fitted on each layer's training embeddings and scored on test, so the results
    hold the test accuracy of EVERY layer;
-3. three summaries, kept apart: ``last`` (the deepest requested layer), ``cv`` (the layer chosen by
-   stratified cross-validation on TRAIN only, :func:`tivit.heads.choose_layer` -- the honest
-   number) and ``oracle`` (the best layer on TEST, shallowest on ties -- optimistic by design);
+3. the summaries, kept apart: ``last`` (the deepest requested layer), ``cv`` (the layer chosen by
+   stratified cross-validation on TRAIN only with the run's ``C``, :func:`tivit.heads.choose_layer`
+   -- the honest number), ``searched`` (layer and ``C`` chosen together by an Optuna search scored
+   by CV on TRAIN only, :func:`tivit.search.evaluate_search`; ``search_trials=0`` leaves it out) and
+   ``oracle`` (the best layer on TEST, shallowest on ties -- optimistic by design);
 4. the baselines (:mod:`tivit.baselines`) on the same split.
 
 The steps call the same functions as :class:`tivit.sktime.TiViTClassifier` with the same settings
 (missing/unequal-length policy, :func:`tivit.embed.extract`, :class:`tivit.heads.HeadClassifier`,
-:func:`tivit.heads.choose_layer`), so ``TiViTClassifier(layer=k)`` scores what the ``layer=k`` row
-says and ``TiViTClassifier(layer="auto")`` what the ``cv`` row says.
+:func:`tivit.search.search_layer`), so ``TiViTClassifier(layer=k)`` scores what the ``layer=k`` row
+says and ``TiViTClassifier(layer="auto", search_trials=N)`` what the ``searched`` row says.
+
+Same settings, same numbers: the heads, the layer CV and the search run on one CPU thread
+(:func:`tivit._threads.single_threaded`: a float32 solve on a tiny training set otherwise stops at
+a point that depends on the machine's thread count), and with the cache on, a first run already
+uses the stored float16 embeddings, so a cold and a warm run agree.
 
 Files in the output folder:
 
@@ -49,11 +56,15 @@ RESULT_COLUMNS = (
     "fit_seconds", "predict_seconds", "n_train", "n_test", "n_classes",
 )
 SUMMARY_COLUMNS = ("dataset", "archive", "model", "summary", "layer", "accuracy", "weights", "random_weights")
-SUMMARIES = ("last", "cv", "oracle", "baseline")
+SUMMARIES = ("last", "cv", "searched", "oracle", "baseline")
 ARCHIVES = ("ucr", "uea")
 BENCH_HEADS = ("linear", "mlp")
 CONFIG_FILE, RUNS_FILE, RESULTS_FILE, SUMMARY_FILE = "config.json", "runs.jsonl", "results.csv", "summary.csv"
 _VERSIONED = ("tivit", "torch", "timm", "numpy", "scikit-learn", "sktime", "lightning", "aeon", "numba")
+
+
+# Settings a run written before they existed had implicitly: no searched summary, the default recipe.
+_LEGACY = {"preset": "default", "search_trials": 0}
 
 
 class BenchError(ValueError):
@@ -64,7 +75,13 @@ class BenchError(ValueError):
 class BenchConfig:
     """What decides the numbers of a benchmark run (a resume must use the same).
 
+    A field left at None takes the value of ``preset`` (:mod:`tivit.presets`), as the estimator's
+    parameters do: ``BenchConfig(preset="paper")`` is the published recipe (paper renderer: nearest
+    resize, uint8 truncation, lower median; zero padding; L2-normalised embeddings; heads fitted on
+    a random unstratified 80 % of train), evaluated on every layer.
+
     Attributes:
+        preset: ``"default"`` or ``"paper"``.
         encoder: encoder name (``tivit encoders``) or any timm ViT name.
         weights: ``"pretrained"``, ``"random"`` or a path to a weights file.
         encoder_args: extra timm arguments as sorted ``(key, value)`` pairs (``img_size=64``).
@@ -77,28 +94,42 @@ class BenchConfig:
             ``resample`` (see :mod:`tivit.presets`).
         missing: ``interpolate`` or ``error`` for NaN inside a series.
         baselines: baseline names (:data:`tivit.baselines.BASELINES`).
-        seed: seed of random weights, CV folds, heads and baselines.
+        search_trials: trials of the layer + ``C`` search behind the ``searched`` summary (0: none).
+        seed: seed of random weights, CV folds, heads, the search and baselines.
     """
 
-    encoder: str = "clip-h14"
+    preset: str = "default"
+    encoder: str | None = None
     weights: str = "pretrained"
     encoder_args: tuple[tuple[str, Any], ...] = ()
-    renderer: str = "tivit"
+    renderer: str | None = None
     renderer_params: tuple[tuple[str, Any], ...] = ()
     layers: str = "all"
-    pool: str = "mean"
-    head: str = "linear"
-    C: float = 1.0
-    max_iter: int = 500
-    normalize: bool = False
-    unequal_length: str = "own-length"
-    missing: str = "interpolate"
+    pool: str | None = None
+    head: str | None = None
+    C: float | None = None
+    max_iter: int | None = None
+    normalize: bool | None = None
+    unequal_length: str | None = None
+    missing: str | None = None
     baselines: tuple[str, ...] = ("minirocket",)
+    search_trials: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
         from tivit.baselines import check_baselines
-        from tivit.presets import MISSING, UNEQUAL
+        from tivit.presets import MISSING, PRESETS, UNEQUAL
+
+        if self.preset not in PRESETS:
+            raise BenchError(f"preset={self.preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
+        preset = PRESETS[self.preset]
+        head_params = dict(preset.head_params)
+        for name, value in (("encoder", preset.encoder), ("renderer", preset.renderer), ("pool", preset.pool),
+                            ("head", preset.head), ("C", head_params.get("C", 1.0)),
+                            ("max_iter", head_params.get("max_iter", 500)), ("normalize", preset.normalize),
+                            ("unequal_length", preset.unequal_length), ("missing", preset.missing)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
         if self.head not in BENCH_HEADS:
             raise BenchError(f"head={self.head!r}: the bench fits one head per layer; choose one of {BENCH_HEADS}")
@@ -108,10 +139,26 @@ class BenchConfig:
             raise BenchError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
         if not (isinstance(self.C, (int, float)) and self.C > 0):
             raise BenchError(f"C must be a positive number, got {self.C!r}")
+        if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int) or self.search_trials < 0:
+            raise BenchError(f"search_trials must be an integer >= 0 (0: no searched summary), "
+                             f"got {self.search_trials!r}")
         object.__setattr__(self, "baselines", check_baselines(self.baselines))
         object.__setattr__(self, "encoder_args", tuple(sorted(dict(self.encoder_args).items())))
         object.__setattr__(self, "renderer_params", tuple(sorted(dict(self.renderer_params).items())))
         object.__setattr__(self, "layers", str(self.layers))
+
+    @property
+    def recipe(self):
+        """The :class:`tivit.presets.Preset` named by ``preset``."""
+        from tivit.presets import get_preset
+
+        return get_preset(self.preset)
+
+    def renderer_config(self):
+        """The renderers config: the preset's named parameter set for its own renderer, then ``renderer_params``."""
+        from tivit.presets import renderer_config
+
+        return renderer_config(self.preset, self.renderer, dict(self.renderer_params))
 
     def to_dict(self) -> dict:
         """Plain JSON-able values (what ``config.json`` stores and a resume compares)."""
@@ -198,7 +245,7 @@ def model_name(encoder_name: str) -> str:
 
 def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: int | str = "auto",
                      cache_dir: Any = None, progress: bool = True) -> dict:
-    """Benchmark one dataset: per-layer accuracy, the three summaries, the baselines.
+    """Benchmark one dataset: per-layer accuracy, the summaries, the baselines.
 
     Args:
         ds: a :class:`tivit.data.Dataset`.
@@ -211,11 +258,11 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     Returns:
         The record written to ``runs.jsonl`` (JSON-able), with ``results`` and ``summary`` rows.
     """
-    import renderers
-
+    from tivit._threads import single_threaded
     from tivit.baselines import prepare_baseline_panel, run_baseline
     from tivit.embed import extract
     from tivit.heads import HeadClassifier, choose_layer
+    from tivit.presets import fit_index
 
     start = time.perf_counter()
     seed = int(config.seed)
@@ -224,7 +271,7 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     X_train = prepare_panel(ds.X_train, config.unequal_length, config.missing)
     X_test = prepare_panel(ds.X_test, config.unequal_length, config.missing,
                            X_train.shape[2] if config.unequal_length != "own-length" else None)
-    rcfg = renderers.make_config(config.renderer, **dict(config.renderer_params))
+    rcfg = config.renderer_config()
     embed_kwargs = dict(layers=config.layers, pool=config.pool, norm=False, normalize=config.normalize,
                         batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     timing: dict[str, Any] = {}
@@ -235,18 +282,35 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     timing["embed_train_seconds"], timing["embed_test_seconds"] = t1 - t0, time.perf_counter() - t1
 
     layers = list(train.layers)
+    fit = fit_index(config.preset, y_train, seed)  # all of train, or the paper preset's 80 %
+    fit_values, y_fit = train.values[fit], y_train[fit]
     accuracy, fit_s, predict_s = {}, {}, {}
-    for i, k in enumerate(layers):
-        head = HeadClassifier(config.head, C=config.C, max_iter=config.max_iter, random_state=seed)
+    with single_threaded():  # head numbers independent of the machine's thread count (see tivit._threads)
+        for i, k in enumerate(layers):
+            head = HeadClassifier(config.head, C=config.C, max_iter=config.max_iter, random_state=seed)
+            t0 = time.perf_counter()
+            head.fit(fit_values[:, i], y_fit)
+            t1 = time.perf_counter()
+            pred = head.predict(test.values[:, i])
+            predict_s[k], fit_s[k] = time.perf_counter() - t1, t1 - t0
+            accuracy[k] = _accuracy(pred, y_test)
         t0 = time.perf_counter()
-        head.fit(train.values[:, i], y_train)
-        t1 = time.perf_counter()
-        pred = head.predict(test.values[:, i])
-        predict_s[k], fit_s[k] = time.perf_counter() - t1, t1 - t0
-        accuracy[k] = _accuracy(pred, y_test)
-    t0 = time.perf_counter()
-    choice = choose_layer(train.values, y_train, layers, random_state=seed)
-    timing["cv_seconds"] = time.perf_counter() - t0
+        choice = choose_layer(fit_values, y_fit, layers, random_state=seed)
+        timing["cv_seconds"] = time.perf_counter() - t0
+        searched = None
+        if config.search_trials:
+            from tivit.search import evaluate_search
+
+            t0 = time.perf_counter()
+            # = TiViTClassifier(layer="auto", search_trials=N, random_state=seed): search on train, one test score
+            found, searched_accuracy = evaluate_search(fit_values, y_fit, test.values, y_test, layers=layers,
+                                                       n_trials=config.search_trials, heads=(config.head,),
+                                                       seed=seed)
+            timing["search_seconds"] = time.perf_counter() - t0
+            searched = {"layer": found.layer, "C": found.C, "head": found.head, "accuracy": searched_accuracy,
+                        "cv_score": found.cv_score, "params": found.config.to_dict(),
+                        "layer_scores": {str(k): v for k, v in found.layer_scores.items()},
+                        "n_trials": found.n_trials, "n_folds": found.n_folds}
     oracle = max(layers, key=lambda k: (accuracy[k], -k))  # best on test, shallowest on ties
 
     common = {"dataset": ds.name, "archive": ds.archive}
@@ -255,7 +319,12 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     results = [{**common, "model": name, "layer": k, "accuracy": accuracy[k], **tag,
                 "fit_seconds": fit_s[k], "predict_seconds": predict_s[k], **n} for k in layers]
     summary = [{**common, "model": name, "summary": s, "layer": k, "accuracy": accuracy[k], **tag}
-               for s, k in (("last", layers[-1]), ("cv", choice.layer), ("oracle", oracle))]
+               for s, k in (("last", layers[-1]), ("cv", choice.layer))]
+    if searched is not None:
+        summary.append({**common, "model": name, "summary": "searched", "layer": searched["layer"],
+                        "accuracy": searched["accuracy"], **tag})
+    summary.append({**common, "model": name, "summary": "oracle", "layer": oracle, "accuracy": accuracy[oracle],
+                    **tag})
 
     baselines = []
     if config.baselines:
@@ -290,9 +359,11 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
             "cv_layer": int(choice.layer),
             "cv_scores": {str(k): v for k, v in choice.scores.items()},
             "cv_folds": int(choice.n_splits),
+            "searched": searched,
             "oracle_layer": int(oracle),
             "last_layer": int(layers[-1]),
             "embedding_dim": int(train.dim),
+            "n_fit": int(len(fit)),  # training series the heads saw (the paper preset: a random 80 %)
             **tag,
             **timing,
         },
@@ -376,8 +447,8 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
         old = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise BenchError(f"{config_path} is corrupt ({err}); choose another --out") from err
-    if old.get("config") != config:
-        before = old.get("config", {})
+    before = {**_LEGACY, **old.get("config", {})}
+    if before != config:
         diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
         raise BenchError(
             f"--resume: {out_dir} holds a run with different settings ({', '.join(diff)}); "
@@ -419,6 +490,7 @@ def run_bench(
         A :class:`BenchRun`.
     """
     from tivit.encoders import load_encoder
+    from tivit.presets import paper_layer
 
     out_dir = Path(out_dir)
     names = resolve_datasets(datasets, archive, data_dir)
@@ -427,6 +499,11 @@ def run_bench(
                            **dict(config.encoder_args))
     header = {
         "config": config.to_dict(),
+        "preset": config.recipe.to_dict(),
+        # the preset's own layer rule (paper: block 14 of 32, the same share of other depths); its test
+        # accuracy is the results row of that layer
+        "preset_layer": paper_layer(encoder.depth) if config.recipe.layer == "paper" else config.recipe.layer,
+        "renderer_config": config.renderer_config().to_dict(),
         "archive": archive,
         "datasets": names,
         "encoder": encoder.identity(),
@@ -435,7 +512,7 @@ def run_bench(
         "model": model_name(encoder.name),
         "weights": encoder.weights,
         "random_weights": bool(encoder.random_weights),
-        "seeds": {"seed": config.seed, "used_for": "random weights, CV folds, heads, baselines"},
+        "seeds": {"seed": config.seed, "used_for": "random weights, CV folds, heads, the layer search, baselines"},
         "versions": _versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),

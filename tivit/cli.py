@@ -338,8 +338,11 @@ def _bench_line(record: dict, index: int, total: int, eta: float | None) -> str:
         return f"{head}  [bold red]FAILED[/] {record.get('error', '')}"
     t = record["tivit"]
     acc = t["accuracy"]
-    parts = [f"cv {acc[str(t['cv_layer'])]:.3f} (L{t['cv_layer']})", f"last {acc[str(t['last_layer'])]:.3f}",
-             f"oracle {acc[str(t['oracle_layer'])]:.3f} (L{t['oracle_layer']})"]
+    parts = [f"cv {acc[str(t['cv_layer'])]:.3f} (L{t['cv_layer']})", f"last {acc[str(t['last_layer'])]:.3f}"]
+    if t.get("searched"):
+        s = t["searched"]
+        parts.append(f"searched {s['accuracy']:.3f} (L{s['layer']}" + (f", C={s['C']:.3g})" if s.get("C") else ")"))
+    parts.append(f"oracle {acc[str(t['oracle_layer'])]:.3f} (L{t['oracle_layer']})")
     parts += [f"{b['model']} {b['accuracy']:.3f}" for b in record.get("baselines", [])]
     rw = " [red]RANDOM WEIGHTS[/]" if t.get("random_weights") else ""
     left = f"  ETA {eta / 60:.1f} min" if eta else ""
@@ -351,20 +354,35 @@ def bench(
     datasets_: str = typer.Option("all", "--datasets", help="Dataset names (GunPoint,Coffee) or all (of --archive)."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.csv, summary.csv, runs.jsonl, config.json."),
     archive: str = typer.Option("ucr", help="ucr or uea: which datasets 'all' means."),
-    encoder: str = typer.Option("clip-h14", help="Encoder name (see `tivit encoders`) or a timm ViT name."),
+    preset: str = typer.Option(
+        "default", help="Recipe: default, or paper (published: paper renderer, zero padding, L2-normalised "
+        "embeddings, heads fitted on a random 80% of train). Options given below override it."
+    ),
+    encoder: Optional[str] = typer.Option(
+        None, help="Encoder name (`tivit encoders`) or a timm ViT name (preset: clip-h14)."
+    ),
     encoder_args: Optional[str] = typer.Option(None, help="Extra timm arguments, e.g. img_size=64,depth=4."),
     weights: str = typer.Option("pretrained", help="pretrained, random, or a path to a weights file."),
-    renderer: str = typer.Option("tivit", help="Rendering method."),
+    renderer: Optional[str] = typer.Option(None, help="Rendering method (preset: tivit)."),
     renderer_args: Optional[str] = typer.Option(None, help="Renderer parameters, e.g. stride=0.5."),
     layers: str = typer.Option("all", help="Layers to evaluate: all, 0-12, 4,8,12 (k = output of block k)."),
-    pool: str = typer.Option("mean", help="mean, mean_patch, cls or mean+cls."),
-    head: str = typer.Option("linear", help="Head fitted per layer: linear or mlp."),
-    c: float = typer.Option(1.0, "--C", help="Inverse L2 strength of the head."),
-    normalize: bool = typer.Option(False, "--normalize/--no-normalize", help="L2-normalise each sample's embedding."),
-    unequal_length: str = typer.Option("own-length", help="own-length, zeros (published) or resample."),
-    missing: str = typer.Option("interpolate", help="NaN inside a series: interpolate or error."),
+    pool: Optional[str] = typer.Option(None, help="mean, mean_patch, cls or mean+cls (preset: mean)."),
+    head: Optional[str] = typer.Option(None, help="Head fitted per layer: linear or mlp (preset: linear)."),
+    c: Optional[float] = typer.Option(None, "--C", help="Inverse L2 strength of the head (preset: 1)."),
+    normalize: Optional[bool] = typer.Option(
+        None, "--normalize/--no-normalize", help="L2-normalise each sample's embedding (preset: paper yes)."
+    ),
+    unequal_length: Optional[str] = typer.Option(
+        None, help="own-length, zeros or resample (preset: default own-length, paper zeros)."
+    ),
+    missing: Optional[str] = typer.Option(
+        None, help="NaN inside a series: interpolate or error (preset: interpolate)."
+    ),
     baselines: str = typer.Option("minirocket", help="Baselines: minirocket, 1nn-dtw (comma separated) or none."),
-    seed: int = typer.Option(0, help="Seed of random weights, CV folds, heads and baselines."),
+    search_trials: int = typer.Option(
+        20, "--search-trials", help="Trials of the layer + C search (train CV) behind the 'searched' summary; 0: off."
+    ),
+    seed: int = typer.Option(0, help="Seed of random weights, CV folds, heads, the search and baselines."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out; finished datasets are kept."),
     batch_size: str = typer.Option("auto", help="Images per forward pass, or auto."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda if available)."),
@@ -372,7 +390,7 @@ def bench(
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report (Markdown, HTML, PNGs) at the end."),
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
-    """Benchmark on the official splits: every layer's test accuracy, summaries last/cv/oracle, and baselines."""
+    """Benchmark on the official splits: every layer's test accuracy, summaries last/cv/searched/oracle, baselines."""
     from rich.console import Console
     from rich.table import Table
 
@@ -384,10 +402,11 @@ def bench(
     console = Console()
     try:
         config = BenchConfig(
-            encoder=encoder, weights=weights, encoder_args=tuple(_parse_encoder_args(encoder_args).items()),
+            preset=preset, encoder=encoder, weights=weights,
+            encoder_args=tuple(_parse_encoder_args(encoder_args).items()),
             renderer=renderer, renderer_params=tuple(_parse_encoder_args(renderer_args).items()), layers=layers,
             pool=pool, head=head, C=c, normalize=normalize, unequal_length=unequal_length, missing=missing,
-            baselines=baselines, seed=seed,
+            baselines=baselines, search_trials=search_trials, seed=seed,
         )
         run = run_bench(
             datasets_, out, config, archive=archive, data_dir=data_dir, resume=resume,

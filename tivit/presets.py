@@ -7,8 +7,9 @@ LogisticRegression(C=1, lbfgs, max_iter=500)`` fitted on a random, unstratified 
 training data and never refitted.
 
 ``"default"`` is tivit's own recipe: the same renderer and head, but each series is rendered from
-its own length (no zero padding), the layer is chosen by stratified cross-validation on the
-training data (``"auto"``), and the head is fitted on all of the training data.
+its own length (no zero padding), the layer and the head's ``C`` are chosen by an Optuna search
+scored by stratified cross-validation on the training data (``"auto"``, :mod:`tivit.search`),
+and the head is fitted on all of the training data.
 
 Presets are data (a frozen dataclass); an estimator parameter left at ``None`` takes the preset's
 value, so ``TiViTClassifier(preset="paper", layer=10)`` is the paper recipe at layer 10.
@@ -109,3 +110,53 @@ def get_preset(name: str | Preset) -> Preset:
 def paper_layer(depth: int) -> int:
     """The published layer for an encoder of ``depth`` blocks: 14 of 32, the same share otherwise."""
     return max(1, min(depth, round(depth * _PAPER_LAYER / _PAPER_DEPTH)))
+
+
+def renderer_config(preset: str | Preset, renderer: str | None = None, params: dict | None = None):
+    """The ``renderers`` config of a recipe (the estimators and ``tivit bench`` share this rule).
+
+    The preset's named renderer parameter set (and its own parameters) apply to the preset's own
+    renderer only; ``params`` override them.
+
+    Args:
+        preset: a preset or its name.
+        renderer: a rendering method; None: the preset's.
+        params: renderer parameters (``renderers.make_config``).
+    """
+    import renderers
+
+    preset = get_preset(preset)
+    own = renderer is None or renderer == preset.renderer
+    method = preset.renderer if renderer is None else renderer
+    merged = {**(dict(preset.renderer_params) if own else {}), **(params or {})}
+    return renderers.make_config(method, preset.renderer_preset if own else None, **merged)
+
+
+def fit_index(preset: str | Preset, y, seed: int = 0):
+    """Indices of the training series the head is fitted on: all of them, or the preset's split.
+
+    The paper's split is a random, UNSTRATIFIED 80 % (``train_test_split(..., random_state=seed)``),
+    sorted. Raises ValueError when that split keeps a single class.
+
+    Args:
+        preset: a preset or its name.
+        y: the training labels.
+        seed: seed of the split.
+    """
+    import numpy as np
+
+    preset = get_preset(preset)
+    y = np.asarray(y)
+    index = np.arange(len(y))
+    if preset.fit_fraction >= 1.0:
+        return index
+    from sklearn.model_selection import train_test_split
+
+    chosen, _ = train_test_split(index, train_size=preset.fit_fraction, random_state=int(seed), shuffle=True,
+                                 stratify=y if preset.stratify_fit else None)
+    if len(np.unique(y[chosen])) < 2:
+        raise ValueError(
+            f"the {preset.name!r} preset's {preset.fit_fraction:.0%} fit split kept a single class; the training "
+            "set is too small for this preset (use preset='default')"
+        )
+    return np.sort(chosen)

@@ -3,11 +3,12 @@
 Read from the run's folder only (``config.json`` and ``runs.jsonl``, see :mod:`tivit.bench`), so a
 report can be rebuilt at any time, also for a run that is still going. Contents:
 
-- per-dataset accuracy: tivit's ``cv`` (the honest number), ``last`` and ``oracle`` (best layer on
-  TEST: optimistic, shown for reference only), each baseline, and the published reference
-  accuracy where the dataset has one (``tivit/resources/reference_accuracies.csv``);
-- mean accuracy and mean rank (ranks among ``cv``, ``last`` and the baselines; the oracle is not
-  ranked), wins/ties/losses of each tivit summary against each baseline;
+- per-dataset accuracy: tivit's ``cv`` (the honest number), ``last``, ``searched`` (layer and C
+  from the Optuna search on train, when the run made one) and ``oracle`` (best layer on TEST:
+  optimistic, shown for reference only), each baseline, and the published reference accuracy
+  where the dataset has one (``tivit/resources/reference_accuracies.csv``);
+- mean accuracy and mean rank (ranks among ``cv``, ``last``, ``searched`` and the baselines; the
+  oracle is not ranked), wins/ties/losses of each tivit summary against each baseline;
 - ``accuracy_by_layer.png`` (test accuracy of every layer, per dataset and mean) and
   ``critical_difference.png`` (aeon's ``plot_critical_difference``: Wilcoxon-Holm cliques);
 - the run's configuration, package versions and seeds.
@@ -68,6 +69,11 @@ class RunData:
     @property
     def baselines(self) -> list[str]:
         return list(self.header.get("config", {}).get("baselines", []))
+
+    @property
+    def searched(self) -> bool:
+        """True when the run has a ``searched`` summary (``tivit bench --search-trials N``, N > 0)."""
+        return any(r["tivit"].get("searched") for r in self.records)
 
 
 @dataclass(frozen=True)
@@ -137,18 +143,26 @@ def accuracy_table(run: RunData) -> tuple[list[str], list[str], np.ndarray, dict
 
     Returns:
         ``(datasets, columns, values, layers)``: ``values`` is ``(datasets, columns)`` with NaN where
-        missing; columns are ``tivit cv``, ``tivit last``, ``tivit oracle``, the baselines, then the
-        published references; ``layers`` gives the layer of each tivit column per dataset.
+        missing; columns are ``tivit cv``, ``tivit last``, ``tivit searched`` (runs with a search),
+        ``tivit oracle``, the baselines, then the published references; ``layers`` gives the layer
+        of each tivit column per dataset.
     """
     names = [r["dataset"] for r in run.records]
-    columns = ["tivit cv", "tivit last", "tivit oracle"] + run.baselines
-    layers: dict[str, list[Any]] = {c: [] for c in columns[:3]}
+    tivit_columns = _tivit_columns(run)
+    columns = tivit_columns + run.baselines
+    layers: dict[str, list[Any]] = {c: [] for c in tivit_columns}
     rows = []
     for r in run.records:
         t = r["tivit"]
         base = {b["model"]: b["accuracy"] for b in r.get("baselines", [])}
         row = []
-        for col, key in zip(columns[:3], ("cv_layer", "last_layer", "oracle_layer")):
+        for col in tivit_columns:
+            if col == "tivit searched":
+                found = t.get("searched") or {}
+                row.append(found.get("accuracy", np.nan))
+                layers[col].append(found.get("layer", ""))
+                continue
+            key = {"tivit cv": "cv_layer", "tivit last": "last_layer", "tivit oracle": "oracle_layer"}[col]
             row.append(t["accuracy"][str(t[key])])
             layers[col].append(t[key])
         row += [base.get(b, np.nan) for b in run.baselines]
@@ -163,9 +177,13 @@ def accuracy_table(run: RunData) -> tuple[list[str], list[str], np.ndarray, dict
     return names, columns, values, layers
 
 
+def _tivit_columns(run: RunData) -> list[str]:
+    return ["tivit cv", "tivit last"] + (["tivit searched"] if run.searched else []) + ["tivit oracle"]
+
+
 def ranked_columns(run: RunData) -> list[str]:
-    """Columns that compete in ranks and the CD diagram: tivit cv and last, and the baselines."""
-    return ["tivit cv", "tivit last"] + run.baselines
+    """Columns that compete in ranks and the CD diagram: tivit cv, last and searched, and the baselines."""
+    return [c for c in _tivit_columns(run) if c != "tivit oracle"] + run.baselines
 
 
 def mean_ranks(values: np.ndarray) -> np.ndarray:
@@ -234,7 +252,7 @@ def plot_layers(run: RunData, path: str | os.PathLike) -> Path:
 
 
 def plot_cd(run: RunData, path: str | os.PathLike) -> Path | None:
-    """Critical-difference diagram (aeon) over ``tivit cv``, ``tivit last`` and the baselines.
+    """Critical-difference diagram (aeon) over the ranked tivit summaries and the baselines.
 
     Returns None (and writes nothing) when fewer than two datasets have all of them.
     """
@@ -251,8 +269,7 @@ def plot_cd(run: RunData, path: str | os.PathLike) -> Path | None:
     scores = scores[np.isfinite(scores).all(axis=1)]
     if scores.shape[0] < 2 or scores.shape[1] < 2:
         return None
-    labels = [run.model + " cv" if c == "tivit cv" else run.model + " last" if c == "tivit last" else c
-              for c in keep]
+    labels = [run.model + c[len("tivit"):] if c.startswith("tivit ") else c for c in keep]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns about exact p-values on few datasets
         fig, ax = plot_critical_difference(scores, labels)
@@ -284,12 +301,16 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     if run.random_weights:
         blocks.append(("banner", RANDOM_BANNER.format(weights=header.get("weights", "random"))))
     blocks.append(("p", (
+        f"Preset `{cfg.get('preset', 'default')}`. "
         f"Encoder `{cfg.get('encoder')}`{_args(cfg.get('encoder_args'))} ({header.get('weights')}), "
         f"{header.get('encoder_info', {}).get('input_size', '?')} px input, renderer `{cfg.get('renderer')}`"
         f"{_args(cfg.get('renderer_params'))}, "
         f"pool `{cfg.get('pool')}`, head `{cfg.get('head')}` (C={cfg.get('C')}), layers `{cfg.get('layers')}`, "
         f"official train/test splits. `cv` = layer chosen by stratified cross-validation on TRAIN only "
-        f"(the honest number); `last` = deepest layer; `oracle` = best layer on TEST (optimistic, not ranked). "
+        f"(the honest number); `last` = deepest layer; "
+        + (f"`searched` = layer and C chosen together by a {cfg.get('search_trials')}-trial Optuna search "
+           "scored by CV on TRAIN only; " if run.searched else "")
+        + f"`oracle` = best layer on TEST (optimistic, not ranked). "
         f"Unequal lengths: `{cfg.get('unequal_length')}`; NaN inside a series: `{cfg.get('missing')}`; "
         f"baselines see NaN interpolated and unequal lengths resampled to the longest. Seed {cfg.get('seed')}."
     )))
@@ -313,7 +334,7 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
                      "are means over other splits and are not ranked.")]
     if run.baselines:
         wtl_rows = []
-        for col in ("tivit cv", "tivit last", "tivit oracle"):
+        for col in _tivit_columns(run):
             a = values[:, columns.index(col)]
             wtl_rows.append([col] + ["%d / %d / %d" % wins_ties_losses(a, values[:, columns.index(b)])
                                      for b in run.baselines])
@@ -345,11 +366,13 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
         timing_rows.append([r["dataset"], str(r["n_train"]), str(r["n_test"]), str(r.get("length_max", "")),
                             _fmt(t["embed_train_seconds"] + t["embed_test_seconds"]),
                             _fmt(sum(t["fit_seconds"].values())), _fmt(t["cv_seconds"])]
+                           + ([_fmt(t.get("search_seconds", ""))] if run.searched else [])
                            + [_fmt(base[b]["fit_seconds"] + base[b]["predict_seconds"]) if b in base else ""
                               for b in run.baselines])
     blocks += [("h2", "Time (seconds)"),
                ("table", (["dataset", "train", "test", "length", "embed (train+test)", "heads fit (all layers)",
-                           "layer CV"] + [f"{b} fit+predict" for b in run.baselines], timing_rows))]
+                           "layer CV"] + (["layer + C search"] if run.searched else [])
+                          + [f"{b} fit+predict" for b in run.baselines], timing_rows))]
     means = archive_means()
     blocks += [("h2", "Published archive means (other dataset lists and splits: context, not comparison)"),
                ("table", (["archive", "datasets", "model", "accuracy", "protocol", "source"],

@@ -75,10 +75,7 @@ class _Recipe:
         self.preset: Preset = preset
         self.encoder = est.encoder if est.encoder is not None else preset.encoder
         self.renderer = est.renderer if est.renderer is not None else preset.renderer
-        # the preset's named renderer parameters apply to the preset's own renderer only
-        self.renderer_preset = preset.renderer_preset if self.renderer == preset.renderer else None
-        self.renderer_params = dict(preset.renderer_params) if est.renderer is None else {}
-        self.renderer_params.update(est.renderer_params or {})
+        self.renderer_params = dict(est.renderer_params or {})
         self.pool = est.pool if est.pool is not None else preset.pool
         self.normalize = preset.normalize if est.normalize is None else bool(est.normalize)
         self.missing = est.missing if est.missing is not None else preset.missing
@@ -110,9 +107,10 @@ class _Recipe:
         return encoder
 
     def renderer_config(self):
-        import renderers
+        from tivit.presets import renderer_config
 
-        return renderers.make_config(self.renderer, self.renderer_preset, **self.renderer_params)
+        # the preset's named renderer parameters apply to the preset's own renderer only
+        return renderer_config(self.preset, self.renderer, self.renderer_params)
 
     def prepare(self, panel: np.ndarray, length: int | None = None) -> np.ndarray:
         """Apply the missing-value and unequal-length policies (the same function as ``tivit bench``)."""
@@ -151,8 +149,8 @@ def _tiny_encoder_params() -> list[dict]:
     """Random-weights timm ViTs of 32 px and 2 blocks: fast enough for sktime's conformance suite."""
     kwargs = {"img_size": 32, "patch_size": 8, "depth": 2}
     return [
-        {"encoder": "vit_tiny_patch16_224", "weights": "random", "encoder_kwargs": kwargs, "layer": 2,
-         "cache_dir": False, "random_state": 0},
+        {"encoder": "vit_tiny_patch16_224", "weights": "random", "encoder_kwargs": kwargs, "layer": "auto",
+         "search_trials": 4, "cache_dir": False, "random_state": 0},
         {"encoder": "vit_small_patch16_224", "weights": "random", "encoder_kwargs": {**kwargs, "embed_dim": 64,
          "num_heads": 2}, "layer": 1, "pool": "cls", "preset": "paper", "cache_dir": False, "random_state": 1},
     ]
@@ -194,9 +192,12 @@ class TiViTClassifier(BaseClassifier):
         encoder_kwargs: extra timm arguments (``{"img_size": 32, "depth": 2}`` builds a tiny model).
         renderer: renderer method (``"tivit"``, ``"gasf"``, ...); None: the preset's.
         renderer_params: renderer parameters (``renderers.make_config``).
-        layer: an int; a list of ints (their features concatenated); ``"auto"`` (stratified CV
-            over all layers on the training data); ``"mix"`` (a ``layer_mix`` head learns
+        layer: an int; a list of ints (their features concatenated); ``"auto"`` (an Optuna
+            search of layer and head regularisation, :func:`tivit.search.search_layer`, scored by
+            stratified CV on the training data only); ``"mix"`` (a ``layer_mix`` head learns
             weights over all layers); None: the preset's (``paper``: 14 of 32).
+        search_trials: trials of the ``layer="auto"`` search (layer and ``C`` of the linear
+            head, or the ``mlp`` head's parameters); unused otherwise.
         pool: token pooling (``mean``, ``mean_patch``, ``cls``, ``mean+cls``); None: the preset's.
         head: ``"linear"`` or ``"mlp"``; None: the preset's. ``head_params`` go to
             :class:`tivit.heads.HeadClassifier`.
@@ -215,7 +216,9 @@ class TiViTClassifier(BaseClassifier):
 
     Attributes:
         layers_: the layers extracted at predict time.
-        layer_: the chosen layer when ``layer="auto"``; ``layer_scores_`` the CV accuracies.
+        layer_: the chosen layer when ``layer="auto"``; ``layer_scores_`` the best CV accuracy
+            of each searched layer; ``C_`` the chosen ``C`` (None for ``mlp``); ``search_`` the
+            :class:`tivit.search.LayerSearch` (CV score, trials, folds).
         head_: the fitted :class:`~tivit.heads.HeadClassifier`.
         encoder_identity_: what rebuilds the encoder (stored in pickles instead of weights).
         random_weights_: True when the encoder had random weights.
@@ -255,6 +258,7 @@ class TiViTClassifier(BaseClassifier):
         renderer=None,
         renderer_params=None,
         layer=None,
+        search_trials=20,
         pool=None,
         head=None,
         head_params=None,
@@ -274,6 +278,7 @@ class TiViTClassifier(BaseClassifier):
         self.renderer = renderer
         self.renderer_params = renderer_params
         self.layer = layer
+        self.search_trials = search_trials
         self.pool = pool
         self.head = head
         self.head_params = head_params
@@ -305,12 +310,18 @@ class TiViTClassifier(BaseClassifier):
         return "fixed", resolve_layers(layer, depth)
 
     def _fit(self, X, y):
-        from tivit.heads import HEADS, HeadClassifier, choose_layer
+        from tivit._threads import single_threaded
+        from tivit.heads import HEADS, HeadClassifier
+        from tivit.presets import fit_index
 
         recipe = _Recipe(self)
         head = self.head if self.head is not None else recipe.preset.head
         if head not in HEADS or head == "layer_mix":
             raise ValueError(f"head={head!r} is not a head; choose 'linear' or 'mlp' (layer='mix' uses layer_mix)")
+        trials = self.search_trials
+        if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+            raise ValueError(f"search_trials must be a positive integer (trials of the layer='auto' search), "
+                             f"got {trials!r}")
         panel = _to_panel(X)
         self.n_timepoints_ = int(panel.shape[2])
         panel = recipe.prepare(panel)
@@ -324,28 +335,38 @@ class TiViTClassifier(BaseClassifier):
             raise ValueError("fuse_with needs one feature table per series; it cannot be combined with layer='mix'")
 
         y = np.asarray(y)
-        self.fit_index_ = self._fit_index(recipe, y)
+        self.fit_index_ = fit_index(recipe.preset, y, recipe.seed)
         y_fit = y[self.fit_index_]
         emb = recipe.extract(self, encoder, panel, layers)
         values = emb.values[self.fit_index_]
 
-        self.layer_scores_ = None
+        params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
+        self.layer_scores_, self.C_, self.search_ = None, params.get("C") if head == "linear" else None, None
         if mode == "auto":
-            choice = choose_layer(values, y_fit, emb.layers, random_state=recipe.seed)
-            self.layer_, self.layer_scores_ = choice.layer, choice.scores
+            from tivit.search import search_layer
+
+            # the same call as the `searched` summary of `tivit bench` (tivit.search.evaluate_search)
+            with single_threaded():  # the bench's numbers on any machine (see tivit._threads)
+                choice = search_layer(values, y_fit, layers=emb.layers, n_trials=int(trials), heads=(head,),
+                                      seed=recipe.seed)
+            self.search_, self.layer_, self.C_ = choice, choice.layer, choice.C
+            self.layer_scores_ = choice.layer_scores
             self.layers_ = (choice.layer,)
             values = values[:, [emb.layers.index(choice.layer)]]
+            searched = choice.config.head_kwargs()
+            searched.pop("kind")
+            params.update(searched)  # the searched C (or mlp width and weight decay) replaces the preset's
         else:
             self.layer_ = emb.layers[0] if len(emb.layers) == 1 else None
             self.layers_ = tuple(emb.layers)
         self.mode_ = mode
 
-        params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
         self.fuse_, self.block_scaler_ = None, None
         if mode == "mix":
             self.head_ = HeadClassifier("layer_mix", random_state=recipe.seed,
                                         **{k: v for k, v in params.items() if k in ("C", "max_iter", "tol")})
-            self.head_.fit(values, y_fit)
+            with single_threaded():
+                self.head_.fit(values, y_fit)
             return self
         features = values.reshape(len(values), -1)
         if self.fuse_with is not None:
@@ -359,26 +380,9 @@ class TiViTClassifier(BaseClassifier):
             self.block_scaler_ = _BlockScaler(blocks)
             features = self.block_scaler_.transform(blocks)
             params["standardize"] = False
-        self.head_ = HeadClassifier(head, random_state=recipe.seed, **params).fit(features, y_fit)
+        with single_threaded():
+            self.head_ = HeadClassifier(head, random_state=recipe.seed, **params).fit(features, y_fit)
         return self
-
-    def _fit_index(self, recipe: _Recipe, y: np.ndarray) -> np.ndarray:
-        """Training rows the head sees: all of them, or the paper's random (unstratified) 80 %."""
-        fraction = recipe.preset.fit_fraction
-        index = np.arange(len(y))
-        if fraction >= 1.0:
-            return index
-        from sklearn.model_selection import train_test_split
-
-        stratify = y if recipe.preset.stratify_fit else None
-        fit_index, _ = train_test_split(index, train_size=fraction, random_state=recipe.seed, shuffle=True,
-                                        stratify=stratify)
-        if len(np.unique(y[fit_index])) < 2:
-            raise ValueError(
-                f"the preset's {fraction:.0%} fit split kept a single class; the training set is too small "
-                "for this preset (use preset='default')"
-            )
-        return np.sort(fit_index)
 
     # -- predict -----------------------------------------------------------------------------
 
@@ -396,7 +400,11 @@ class TiViTClassifier(BaseClassifier):
         return features
 
     def _predict_proba(self, X) -> np.ndarray:
-        proba = self.head_.predict_proba(self._features(X))
+        from tivit._threads import single_threaded
+
+        features = self._features(X)
+        with single_threaded():
+            proba = self.head_.predict_proba(features)
         if len(self.head_.classes_) == len(self.classes_):
             return proba
         # the paper's 80 % split can miss a class: it gets probability 0
@@ -556,6 +564,7 @@ class TiViTTransformer(BaseTransformer):
     def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
         """Tiny random-weights encoders (32 px, 2 blocks)."""
         first, second = _tiny_encoder_params()
-        layer = first.pop("layer")
-        second.pop("layer")
-        return [{**first, "layers": layer}, second]
+        for params in (first, second):
+            params.pop("layer")
+            params.pop("search_trials", None)
+        return [{**first, "layers": 2}, second]
