@@ -8,7 +8,8 @@ embeddings from the cache. Targets: the search under 60 s, and under 1x the embe
 
 Part 2, accuracy. Over 12 bundled UCR datasets, with the same random-weights encoder
 (``vit_small_patch16_224``, 224 px, 12 blocks), embeddings of every layer are computed once;
-then the mean TEST accuracy of
+then the mean TEST accuracy, computed exactly as ``tivit bench`` does
+(:func:`tivit.bench.evaluate_dataset`, heads fitted on one thread), of
 - ``searched``: layer and C chosen by a 30-trial search by CV on train (:func:`tivit.search.evaluate_search`),
 - ``cv_layer``: the layer chosen by plain CV on train with C = 1 (:func:`tivit.heads.choose_layer`),
 - ``last``: the last layer, C = 1,
@@ -88,42 +89,41 @@ def speed(trials: int, cache_dir: str, repeats: int) -> dict:
 
 
 def accuracy(trials: int, cache_dir: str) -> dict:
+    """Part 2 through :func:`tivit.bench.evaluate_dataset`: the numbers ``tivit bench`` would print."""
+    from tivit.bench import BenchConfig, evaluate_dataset
     from tivit.data import load_dataset
-    from tivit.embed import extract
     from tivit.encoders import load_encoder
-    from tivit.heads import choose_layer, fit_linear_per_layer
-    from tivit.search import evaluate_search
 
-    enc = load_encoder("vit_small_patch16_224", weights="random", device="cpu")
+    config = BenchConfig(encoder="vit_small_patch16_224", weights="random", baselines=(), search_trials=trials,
+                         seed=0)
+    enc = load_encoder(config.encoder, weights="random", device="cpu", seed=config.seed)
     rows = []
     print(f"\n{'dataset':<20} {'searched':>8} {'cv_layer':>8} {'last':>6} {'oracle':>6}  search choice  [{LABEL}]")
     for name in ACCURACY_DATASETS:
         ds = load_dataset(name)
-        t0 = time.perf_counter()
-        train = extract(ds.X_train, "tivit", enc, cache_dir=cache_dir, progress=False)
-        test = extract(ds.X_test, "tivit", enc, cache_dir=cache_dir, progress=False)
-        embed_seconds = time.perf_counter() - t0
-        heads = fit_linear_per_layer(train.values, ds.y_train, C=1.0)
-        per_layer = heads.score(test.values, ds.y_test)
-        t0 = time.perf_counter()
-        choice, searched = evaluate_search(train, ds.y_train, test, ds.y_test, n_trials=trials, seed=0)
-        search_seconds = time.perf_counter() - t0
-        cv = choose_layer(train, ds.y_train)
+        record = evaluate_dataset(ds, enc, config, cache_dir=cache_dir, progress=False)
+        summary = {r["summary"]: r for r in record["summary"]}
+        tivit, searched = record["tivit"], record["tivit"]["searched"]
         row = {
             "dataset": name, "train": len(ds.y_train), "test": len(ds.y_test),
-            "searched": searched, "searched_layer": choice.layer, "searched_C": choice.C,
-            "searched_cv": choice.cv_score, "cv_layer": float(per_layer[train.layers.index(cv.layer)]),
-            "cv_layer_choice": cv.layer, "last": float(per_layer[-1]), "oracle": float(per_layer.max()),
-            "oracle_layer": int(train.layers[int(per_layer.argmax())]), "per_layer_C1": per_layer.tolist(),
-            "embed_seconds": embed_seconds, "search_seconds": search_seconds,
+            "searched": summary["searched"]["accuracy"], "searched_layer": searched["layer"],
+            "searched_C": searched["C"], "searched_cv": searched["cv_score"],
+            "cv_layer": summary["cv"]["accuracy"], "cv_layer_choice": summary["cv"]["layer"],
+            "last": summary["last"]["accuracy"], "oracle": summary["oracle"]["accuracy"],
+            "oracle_layer": summary["oracle"]["layer"],
+            "per_layer_C1": [r["accuracy"] for r in record["results"]],
+            "embed_seconds": tivit["embed_train_seconds"] + tivit["embed_test_seconds"],
+            "search_seconds": tivit["search_seconds"],
         }
         rows.append(row)
         print(f"{name:<20} {row['searched']:8.3f} {row['cv_layer']:8.3f} {row['last']:6.3f} {row['oracle']:6.3f}  "
-              f"layer {choice.layer}, C={choice.C:.3g} ({search_seconds:.1f} s)")
+              f"layer {row['searched_layer']}, C={row['searched_C']:.3g} ({row['search_seconds']:.1f} s)")
     means = {k: float(np.mean([r[k] for r in rows])) for k in ("searched", "cv_layer", "last", "oracle")}
     print(f"{'MEAN':<20} {means['searched']:8.3f} {means['cv_layer']:8.3f} {means['last']:6.3f} "
           f"{means['oracle']:6.3f}  over {len(rows)} datasets  [{LABEL}]")
-    return {"encoder": enc.identity(), "weights": enc.weights, "trials": trials, "datasets": rows, "mean": means}
+    return {"encoder": enc.identity(), "weights": enc.weights, "trials": trials, "protocol":
+            "tivit.bench.evaluate_dataset (BenchConfig defaults: linear head, C=1, single-threaded heads)",
+            "datasets": rows, "mean": means}
 
 
 def main() -> None:

@@ -88,6 +88,7 @@ class GAFConfig(_Config):
 
     @property
     def method(self) -> str:  # type: ignore[override]
+        """``gasf`` or ``gadf``, from ``kind``."""
         return "gasf" if self.kind == "summation" else "gadf"
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ class GAFConfig(_Config):
         _check_resize(self.resize)
 
     def to_dict(self) -> dict:
+        """Plain JSON-able values, ``method`` (the name) included."""
         return {"method": self.method, **asdict(self)}
 
 

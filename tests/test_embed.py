@@ -1,5 +1,7 @@
 """tivit.embed.extract: shapes, channels, missing values, normalisation, cache hit/corrupt/resume."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -251,3 +253,20 @@ def test_cli_errors_are_clear(tmp_path):
                                         "--weights", "random", "--layers", "5"])
     assert result.exit_code == 2 and "0..2" in result.output
     assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("module", ["pytest", "ipykernel_launcher"])
+def test_devices_refuses_to_relaunch_a_runner_or_kernel(monkeypatch, module):
+    """DDP would re-run `python -m <module>`: a test session or a notebook kernel, not the user's code."""
+    import importlib.machinery
+    import types
+
+    from tivit.embed import _check_relaunchable
+
+    fake_main = types.ModuleType("__main__")
+    fake_main.__spec__ = importlib.machinery.ModuleSpec(module, None)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    with pytest.raises(RuntimeError, match="script"):
+        _check_relaunchable()
+    fake_main.__spec__ = importlib.machinery.ModuleSpec("my_experiment", None)
+    _check_relaunchable()  # a user's `python -m my_experiment` can be re-run

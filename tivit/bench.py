@@ -189,10 +189,12 @@ class BenchRun:
 
     @property
     def results_csv(self) -> Path:
+        """``results.csv``: one row per dataset x layer, and per baseline."""
         return self.out_dir / RESULTS_FILE
 
     @property
     def summary_csv(self) -> Path:
+        """``summary.csv``: the last / cv / searched / oracle / baseline rows of every dataset."""
         return self.out_dir / SUMMARY_FILE
 
 

@@ -81,6 +81,7 @@ class CacheEntry:
 
     @property
     def n_chunks(self) -> int:
+        """Chunks the entry is split into (the last may be short)."""
         return -(-self.n // self.chunk_size)
 
     def rows(self, chunk: int) -> slice:
@@ -95,6 +96,7 @@ class CacheEntry:
         return [i for i in range(self.n_chunks) if self._files(i)[1].exists()]
 
     def complete(self) -> bool:
+        """True when every chunk has its sidecar (checksums are verified on read)."""
         return len(self.done()) == self.n_chunks
 
     def write_chunk(self, chunk: int, values: np.ndarray) -> np.ndarray:

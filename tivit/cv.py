@@ -39,6 +39,7 @@ class FoldPlan:
 
     @property
     def n_folds(self) -> int:
+        """Folds in all: ``n_splits`` per repeat."""
         return self.n_splits * self.repeats
 
 

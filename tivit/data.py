@@ -85,14 +85,17 @@ class Dataset:
 
     @property
     def n_channels(self) -> int:
+        """Channels (variables) per series; 1 for univariate data."""
         return int(self.X_train.shape[1])
 
     @property
     def classes(self) -> np.ndarray:
+        """Sorted labels seen in train or test."""
         return np.unique(np.concatenate([self.y_train, self.y_test]))
 
     @property
     def equal_length(self) -> bool:
+        """True when every series of both splits has the full panel length (no NaN padding)."""
         lengths = np.concatenate([self.lengths_train, self.lengths_test])
         return bool(lengths.min() == lengths.max() == self.X_train.shape[2] == self.X_test.shape[2])
 

@@ -58,10 +58,12 @@ class Embeddings:
 
     @property
     def n(self) -> int:
+        """Number of series."""
         return int(self.values.shape[0])
 
     @property
     def dim(self) -> int:
+        """Feature width per layer: ``channels * encoder width``."""
         return int(self.values.shape[2])
 
     def layer(self, k: int) -> np.ndarray:
@@ -198,12 +200,20 @@ class _Job:
         enc = self.encoder
         out = np.empty((m * c, len(self.layers), enc.pooled_width(self.pool)), dtype=np.float32)
         on_gpu = enc.device.startswith("cuda")
+        # on the CPU one image buffer serves every batch: writing into pages already touched is
+        # about twice as fast as into fresh ones (benchmarks/render.py, "reused buffer"). On a GPU
+        # each batch gets its own tensor, so a renderer on another stream never races the encoder.
+        buffer = None
+        if not on_gpu:
+            size = enc.input_size
+            buffer = torch.empty((min(self.batch_rows, m * c), 3, size, size), dtype=torch.float32)
         for start in range(0, m * c, self.batch_rows):
             series = flat[start : start + self.batch_rows]
             if on_gpu:
                 series = torch.from_numpy(np.ascontiguousarray(series)).to(enc.device, non_blocking=True)
             images = renderers.render_for_encoder(
-                series, self.renderer, enc.input_size, enc.mean, enc.std, dtype=torch.float32, device=enc.device
+                series, self.renderer, enc.input_size, enc.mean, enc.std, dtype=torch.float32, device=enc.device,
+                out=None if buffer is None else buffer[: len(series)],
             )
             pooled = enc.forward_layers(images, self.layers, self.pool, self.norm)
             out[start : start + len(series)] = pooled.cpu().numpy()
@@ -348,11 +358,21 @@ def extract(
 _FABRIC: dict[tuple[str, int], Any] = {}
 
 
+_NOT_RELAUNCHABLE = ("pytest", "py", "_pytest", "ipykernel", "ipykernel_launcher", "IPython", "jupyter")
+
+
 def _check_relaunchable() -> None:
+    """DDP re-runs ``__main__`` (``python script.py ...`` or ``python -m module ...``): refuse where
+    that would re-run a test runner or a notebook kernel instead of the user's code."""
     main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
     script = sys.argv[0] if sys.argv else ""
     name = os.path.basename(script)
-    if getattr(main, "__spec__", None) is None and (not os.path.isfile(script) or name.startswith(("pytest", "py.test"))):
+    if spec is not None:
+        relaunchable = spec.name.split(".")[0] not in _NOT_RELAUNCHABLE
+    else:
+        relaunchable = os.path.isfile(script) and not name.startswith(("pytest", "py.test", "ipykernel"))
+    if not relaunchable:
         raise RuntimeError(
             "devices > 1 re-runs the calling script in new processes (DDP): call extract() from a script file "
             "under `if __name__ == '__main__':` (not from an interactive session or a test runner)"

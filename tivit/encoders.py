@@ -84,6 +84,7 @@ class EncoderSpec:
 
     @property
     def has_cls(self) -> bool:
+        """True when the model prepends a class (or other prefix) token."""
         return self.prefix_tokens > 0
 
 
@@ -258,6 +259,7 @@ class FrozenEncoder:
 
     @property
     def random_weights(self) -> bool:
+        """True for random weights: every result made with them must say so."""
         return self.weights.startswith("random")
 
     def identity(self) -> dict:

@@ -227,6 +227,7 @@ class LinearHead(pl.LightningModule):
         return torch.cat([torch.zeros_like(out), out], dim=-1) if self.n_classes == 2 else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every problem for raw features ``x``."""
         return self._logits((x - self.shift) / self.unit)
 
     def objective(self, x0: torch.Tensor, y: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
@@ -324,6 +325,7 @@ class MLPHead(pl.LightningModule):
         self._val_losses: list[torch.Tensor] = []
 
     def fit_scaler(self, x: torch.Tensor) -> None:
+        """Store the training features' mean and std (the head standardises its input)."""
         self.mean.copy_(_moments(x, 0)[0])
         self.scale.copy_(_moments(x, 0)[1])
 
@@ -374,11 +376,13 @@ class LayerMixHead(pl.LightningModule):
         self.n_iter = 0
 
     def fit_scaler(self, x: torch.Tensor) -> None:
+        """Store each layer's training mean and std (the head standardises its input)."""
         mean, scale = _moments(x, 0)
         self.mean.copy_(mean)
         self.scale.copy_(scale)
 
     def layer_weights(self) -> torch.Tensor:
+        """The softmax weight of each layer, shape ``(L,)``; they sum to 1."""
         return torch.softmax(self.mix, dim=0)
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -676,6 +680,7 @@ class LayerwiseLinear:
 
     @property
     def n_layers(self) -> int:
+        """Layers the head was fitted on (one independent problem each)."""
         return int(self.module_.weight.shape[1])
 
     def _logits(self, features) -> torch.Tensor:

@@ -60,14 +60,17 @@ class RunData:
 
     @property
     def random_weights(self) -> bool:
+        """True when the run's encoder had random weights (the report says so on top)."""
         return bool(self.header.get("random_weights"))
 
     @property
     def model(self) -> str:
+        """The tivit model name in the run's tables."""
         return str(self.header.get("model", "tivit"))
 
     @property
     def baselines(self) -> list[str]:
+        """Baseline names the run compared against."""
         return list(self.header.get("config", {}).get("baselines", []))
 
     @property

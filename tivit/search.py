@@ -141,6 +141,7 @@ class SearchSpace:
         }
 
     def params_of(self, method: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        """The ``(name, choices)`` renderer parameters searched for ``method``."""
         return dict(self.renderer_params).get(method, ())
 
     @property
@@ -165,9 +166,11 @@ class TrialConfig:
 
     @property
     def embedding_key(self) -> tuple:
+        """What decides the embeddings (renderer, its parameters, pooling): trials sharing it share one extraction."""
         return (self.renderer, self.renderer_params, self.pool)
 
     def head_kwargs(self) -> dict:
+        """Keyword arguments of :class:`tivit.heads.HeadClassifier` for this trial."""
         kwargs: dict[str, Any] = {"kind": self.head}
         if self.C is not None:
             kwargs["C"] = self.C
@@ -178,6 +181,7 @@ class TrialConfig:
         return kwargs
 
     def to_dict(self) -> dict:
+        """Plain JSON-able values."""
         out = asdict(self)
         out["renderer_params"] = dict(self.renderer_params)
         return out
@@ -658,6 +662,7 @@ class SearchResult:
     plots: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """Plain JSON-able values, with the random-weights label when it applies."""
         out = asdict(self)
         out["layer_scores"] = {str(k): v for k, v in self.layer_scores.items()}
         out["label"] = "RANDOM WEIGHTS: says nothing about the pretrained model" if self.random_weights else ""
