@@ -14,9 +14,9 @@
 * peak RSS of a subprocess rendering N = 100,000 series of length 500 into 224x224 encoder input,
   streaming through one reused ``out`` batch (holding all of it would take N x 3 x 224 x 224 x 4 B).
 
-    python benchmarks/render.py [--rss-n 100000] [--threads 1] [--quick]
+    python benchmarks/render.py [--rss-n 100000] [--threads 1] [--quick] [--out FILE]
 
-Writes ``benchmarks/results/render.json``.
+Writes ``benchmarks/results/render.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -249,6 +249,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="series per batch in the peak-RSS run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement")
     parser.add_argument("--quick", action="store_true", help="small n everywhere (a smoke run; not recorded)")
+    parser.add_argument("--out", type=Path, default=RESULT, help="result file (default: %(default)s)")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
@@ -271,7 +272,8 @@ def main() -> None:
         machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
                      torch_threads=torch.get_num_threads(), torch=torch.__version__,
                      cuda=torch.cuda.is_available(), load_average_start=list(os.getloadavg())),
-        note="2-core CPU shared with other jobs while measured; timings are best-of-N wall clock, one torch thread",
+        note=f"{os.cpu_count()}-core CPU shared with other jobs while measured; timings are best-of-N wall clock, "
+             f"{args.threads} torch thread(s); pyts and the per-sample loop are single-threaded",
     )
     result["pyts"] = pyts_cases(args.quick)
     result["tivit"] = tivit_case(args.quick)
@@ -284,8 +286,8 @@ def main() -> None:
     if args.quick:
         print("--quick: not recorded")
         return
-    atomic_write_json(RESULT, result)
-    print(f"-> {RESULT}")
+    atomic_write_json(args.out, result)
+    print(f"-> {args.out}")
 
 
 if __name__ == "__main__":

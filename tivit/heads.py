@@ -144,6 +144,12 @@ def _lbfgs(params, max_iter: int, tol: float) -> torch.optim.LBFGS:
     )
 
 
+def _lbfgs_step(opt, closure) -> tuple[torch.Tensor, int]:
+    """One Lightning optimizer step of L-BFGS (the whole solve); returns the loss and the iterations used."""
+    loss = opt.step(closure=closure)
+    return loss, int(opt.optimizer.state[opt.optimizer._params[0]].get("n_iter", 0))
+
+
 # ---------------------------------------------------------------------------------------------
 # Lightning modules
 
@@ -286,8 +292,7 @@ class LinearHead(pl.LightningModule):
                 self.manual_backward(loss)
                 return loss
 
-        loss = opt.step(closure=closure)
-        self.n_iter = int(opt.optimizer.state[opt.optimizer._params[0]].get("n_iter", 0))
+        loss, self.n_iter = _lbfgs_step(opt, closure)
         return loss
 
     def configure_optimizers(self):
@@ -405,8 +410,7 @@ class LayerMixHead(pl.LightningModule):
             self.manual_backward(loss)
             return loss
 
-        loss = opt.step(closure=closure)
-        self.n_iter = int(opt.optimizer.state[opt.optimizer._params[0]].get("n_iter", 0))
+        loss, self.n_iter = _lbfgs_step(opt, closure)
         return loss
 
     def configure_optimizers(self):
