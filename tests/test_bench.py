@@ -114,7 +114,7 @@ def test_bench_numbers_equal_the_python_api(bench_run):
     record = {r["dataset"]: r for r in map(json.loads, (out / "runs.jsonl").read_text().splitlines())}
     ds = load_dataset("BirdChicken")
     for layer in (1, 2, "auto"):
-        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_kwargs=TINY, layer=layer, random_state=0,
+        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_args=TINY, layer=layer, random_state=0,
                               search_trials=TRIALS, cache_dir=cache)
         accuracy = float(np.mean(clf.fit(ds.X_train, ds.y_train).predict(ds.X_test) == ds.y_test))
         if layer == "auto":
@@ -372,7 +372,7 @@ def test_bench_paper_preset_equals_the_paper_classifier(tmp_path):
 
     ds = load_dataset("BirdChicken")
     for layer in (1, 2, "auto"):
-        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_kwargs=TINY, preset="paper", layer=layer,
+        clf = TiViTClassifier(encoder=ENCODER, weights="random", encoder_args=TINY, preset="paper", layer=layer,
                               search_trials=4, random_state=0, cache_dir=cache)
         accuracy = float(np.mean(clf.fit(ds.X_train, ds.y_train).predict(ds.X_test) == ds.y_test))
         assert len(clf.fit_index_) == 16

@@ -22,7 +22,7 @@ from tivit.sktime import TiViTClassifier, TiViTTransformer
 
 NAME = "vit_tiny_patch16_224"
 TIMM = {"img_size": 32, "patch_size": 8, "depth": 2}
-TINY = dict(encoder=NAME, weights="random", encoder_kwargs=TIMM, cache_dir=False, random_state=0)
+TINY = dict(encoder=NAME, weights="random", encoder_args=TIMM, cache_dir=False, random_state=0)
 
 
 def _encoder(seed=0):

@@ -27,7 +27,7 @@ Example (a tiny random-weights encoder, offline; results are labelled random wei
 
     ds = load_dataset("GunPoint")
     clf = TiViTClassifier(encoder="vit_small_patch16_224", weights="random",
-                          encoder_kwargs={"img_size": 64, "depth": 4}, layer="auto")
+                          encoder_args={"img_size": 64, "depth": 4}, layer="auto")
     clf.fit(ds.X_train, ds.y_train).score(ds.X_test, ds.y_test)
 
 With pretrained weights: ``TiViTClassifier(encoder="clip-h14", layer=14)`` (the published setting).

@@ -84,8 +84,8 @@ class _Recipe:
             raise ValueError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
         if self.unequal_length not in UNEQUAL:
             raise ValueError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
-        if est.encoder_kwargs is not None and not isinstance(est.encoder_kwargs, dict):
-            raise TypeError(f"encoder_kwargs must be a dict of timm arguments, got {type(est.encoder_kwargs).__name__}")
+        if est.encoder_args is not None and not isinstance(est.encoder_args, dict):
+            raise TypeError(f"encoder_args must be a dict of timm arguments, got {type(est.encoder_args).__name__}")
         self.seed = 0 if est.random_state is None else int(est.random_state)
 
     def load_encoder(self, est: Any):
@@ -97,11 +97,11 @@ class _Recipe:
         key = None
         if est.weights in ("random", "pretrained"):  # a file can change on disk: always reload those
             key = json.dumps([self.encoder, est.weights, self.seed if est.weights == "random" else None,
-                              est.device, est.encoder_kwargs or {}], sort_keys=True, default=str)
+                              est.device, est.encoder_args or {}], sort_keys=True, default=str)
             if key in _LIVE_ENCODERS:
                 return _LIVE_ENCODERS[key]
         encoder = load_encoder(self.encoder, weights=est.weights, device=est.device, seed=self.seed,
-                               **(est.encoder_kwargs or {}))
+                               **(est.encoder_args or {}))
         if key is not None:
             _LIVE_ENCODERS[key] = encoder
         return encoder
@@ -149,9 +149,9 @@ def _tiny_encoder_params() -> list[dict]:
     """Random-weights timm ViTs of 32 px and 2 blocks: fast enough for sktime's conformance suite."""
     kwargs = {"img_size": 32, "patch_size": 8, "depth": 2}
     return [
-        {"encoder": "vit_tiny_patch16_224", "weights": "random", "encoder_kwargs": kwargs, "layer": "auto",
+        {"encoder": "vit_tiny_patch16_224", "weights": "random", "encoder_args": kwargs, "layer": "auto",
          "search_trials": 4, "cache_dir": False, "random_state": 0},
-        {"encoder": "vit_small_patch16_224", "weights": "random", "encoder_kwargs": {**kwargs, "embed_dim": 64,
+        {"encoder": "vit_small_patch16_224", "weights": "random", "encoder_args": {**kwargs, "embed_dim": 64,
          "num_heads": 2}, "layer": 1, "pool": "cls", "preset": "paper", "cache_dir": False, "random_state": 1},
     ]
 
@@ -189,7 +189,7 @@ class TiViTClassifier(BaseClassifier):
         encoder: encoder name (``tivit encoders``; any timm ViT name); None: the preset's.
         weights: ``"pretrained"``, ``"random"`` (seeded by ``random_state``; labelled random
             everywhere) or a path to a local weights file.
-        encoder_kwargs: extra timm arguments (``{"img_size": 32, "depth": 2}`` builds a tiny model).
+        encoder_args: extra timm arguments (``{"img_size": 32, "depth": 2}`` builds a tiny model).
         renderer: renderer method (``"tivit"``, ``"gasf"``, ...); None: the preset's.
         renderer_params: renderer parameters (``renderers.make_config``).
         layer: an int; a list of ints (their features concatenated); ``"auto"`` (an Optuna
@@ -230,7 +230,7 @@ class TiViTClassifier(BaseClassifier):
         >>> X_train, y_train = load_unit_test(split="train", return_X_y=True)
         >>> X_test, _ = load_unit_test(split="test", return_X_y=True)
         >>> clf = TiViTClassifier(encoder="vit_tiny_patch16_224", weights="random",
-        ...     encoder_kwargs={"img_size": 32, "patch_size": 8, "depth": 2}, layer=2, cache_dir=False)
+        ...     encoder_args={"img_size": 32, "patch_size": 8, "depth": 2}, layer=2, cache_dir=False)
         >>> clf = clf.fit(X_train, y_train)
         >>> y_pred = clf.predict(X_test)
     """
@@ -254,7 +254,7 @@ class TiViTClassifier(BaseClassifier):
         self,
         encoder=None,
         weights="pretrained",
-        encoder_kwargs=None,
+        encoder_args=None,
         renderer=None,
         renderer_params=None,
         layer=None,
@@ -274,7 +274,7 @@ class TiViTClassifier(BaseClassifier):
     ):
         self.encoder = encoder
         self.weights = weights
-        self.encoder_kwargs = encoder_kwargs
+        self.encoder_args = encoder_args
         self.renderer = renderer
         self.renderer_params = renderer_params
         self.layer = layer
@@ -461,7 +461,7 @@ class TiViTTransformer(BaseTransformer):
     concatenated). Nothing is learned: ``fit`` loads the encoder and checks the parameters.
 
     Args:
-        encoder, weights, encoder_kwargs, renderer, renderer_params, pool, preset, normalize,
+        encoder, weights, encoder_args, renderer, renderer_params, pool, preset, normalize,
         missing, unequal_length, batch_size, device, cache_dir, random_state: as
             :class:`TiViTClassifier`.
         layers: an int, a list, ``"all"`` or a string such as ``"4-8"``; None: the paper's
@@ -472,7 +472,7 @@ class TiViTTransformer(BaseTransformer):
         >>> from tivit.sktime import TiViTTransformer
         >>> X, _ = load_unit_test(split="train", return_X_y=True)
         >>> t = TiViTTransformer(encoder="vit_tiny_patch16_224", weights="random",
-        ...     encoder_kwargs={"img_size": 32, "patch_size": 8, "depth": 2}, layers=2, cache_dir=False)
+        ...     encoder_args={"img_size": 32, "patch_size": 8, "depth": 2}, layers=2, cache_dir=False)
         >>> features = t.fit_transform(X)
     """
 
@@ -500,7 +500,7 @@ class TiViTTransformer(BaseTransformer):
         self,
         encoder=None,
         weights="pretrained",
-        encoder_kwargs=None,
+        encoder_args=None,
         renderer=None,
         renderer_params=None,
         layers=None,
@@ -516,7 +516,7 @@ class TiViTTransformer(BaseTransformer):
     ):
         self.encoder = encoder
         self.weights = weights
-        self.encoder_kwargs = encoder_kwargs
+        self.encoder_args = encoder_args
         self.renderer = renderer
         self.renderer_params = renderer_params
         self.layers = layers
