@@ -5,6 +5,9 @@ A fresh ``(n, 1, S, S)`` output is tens to hundreds of MiB; on Linux, the first 
 kernel that the block may use transparent huge pages (``madvise(MADV_HUGEPAGE)``, honoured when
 ``/sys/kernel/mm/transparent_hugepage/enabled`` is ``madvise`` or ``always``) cuts that cost about
 in half. Elsewhere (other systems, GPU tensors, small tensors) this is a plain ``torch.empty``.
+
+:func:`cache_chunk` sizes the chunks that fill such an output with several in-place passes, so
+that only the last pass goes out to memory.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 _MADV_HUGEPAGE = 14
 _PAGE = 4096
 _MIN_BYTES = 4 << 20  # below this, faults are cheap next to the work
+_CHUNK_PIXELS = 1 << 18  # float32 pixels per in-cache chunk on the CPU (1 MiB)
 _madvise = None
 
 
@@ -46,3 +50,13 @@ def empty(shape: tuple[int, ...], dtype: Any = None, device: Any = None):
             if end > start:
                 madvise(start, end - start, _MADV_HUGEPAGE)  # advice only: a failure changes nothing
     return out
+
+
+def cache_chunk(n_images: int, pixels: int, device: Any) -> int:
+    """Images per chunk so that several in-place passes over a chunk run in cache: about 1 MiB of
+    float32 on the CPU (at least one image); all ``n_images`` at once on a GPU."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return max(1, n_images)
+    return max(1, _CHUNK_PIXELS // pixels)

@@ -21,8 +21,6 @@ from renderers import _alloc
 from renderers._config import GAFConfig
 from renderers._resize import bounds, resize_numpy
 
-_CHUNK_PIXELS = 1 << 18  # float32 pixels per in-cache chunk on the CPU (1 MiB)
-
 if TYPE_CHECKING:
     import torch
 
@@ -99,7 +97,7 @@ def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor"
     # GASF = cos (x) cos - sin (x) sin; GADF = sin (x) cos - cos (x) sin
     (a, b), (c, d) = ((cos, cos), (sin, sin)) if cfg.kind == "summation" else ((sin, cos), (cos, sin))
     out = _alloc.empty((x.shape[0], size, size), dtype=torch.float32, device=x.device)
-    step = max(1, _CHUNK_PIXELS // (size * size)) if out.device.type == "cpu" else out.shape[0]
+    step = _alloc.cache_chunk(out.shape[0], size * size, out.device)
     for first in range(0, out.shape[0], step):
         rows = slice(first, first + step)
         o = torch.mul(a[rows, :, None], b[rows, None, :], out=out[rows])

@@ -85,7 +85,7 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
             return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize)
         # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
         image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
-        step = max(1, (1 << 18) // (n * n)) if y.device.type == "cpu" else len(y)
+        step = _alloc.cache_chunk(len(y), n * n, y.device)
         for first in range(0, len(y), step):
             part = y[first : first + step]
             torch.sub(part[:, :, None], part[:, None, :], out=image[first : first + step]).abs_()

@@ -104,11 +104,11 @@ def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
 
 def _gather_pixels(length: int, cfg: TiViTConfig, size: int):
     """Series index of every output pixel (flat ``size * size``), or None when the resize averages."""
-    idx = index_map(length, cfg)
-    h, w = idx.shape
-    if not (is_gather(h, size, cfg.resize) and is_gather(w, size, cfg.resize)):
+    parts = _gather_parts(length, cfg, size)
+    if parts is None:
         return None
-    return idx[bounds(h, size, cfg.resize)[0]][:, bounds(w, size, cfg.resize)[0]].reshape(-1)
+    rows, cols = parts
+    return rows[:, cols].reshape(-1)
 
 
 def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tensor":
