@@ -6,15 +6,15 @@ kernel that the block may use transparent huge pages (``madvise(MADV_HUGEPAGE)``
 ``/sys/kernel/mm/transparent_hugepage/enabled`` is ``madvise`` or ``always``) cuts that cost about
 in half. Elsewhere (other systems, GPU tensors, small tensors) this is a plain ``torch.empty``.
 
-:func:`cache_chunk` sizes the chunks that fill such an output with several in-place passes, so
-that only the last pass goes out to memory.
+:func:`cache_chunks` cuts such an output into chunks that several in-place passes fill while they
+are in cache, so that only the last pass goes out to memory.
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 _MADV_HUGEPAGE = 14
 _PAGE = 4096
@@ -52,11 +52,11 @@ def empty(shape: tuple[int, ...], dtype: Any = None, device: Any = None):
     return out
 
 
-def cache_chunk(n_images: int, pixels: int, device: Any) -> int:
-    """Images per chunk so that several in-place passes over a chunk run in cache: about 1 MiB of
-    float32 on the CPU (at least one image); all ``n_images`` at once on a GPU."""
+def cache_chunks(n_images: int, pixels: int, device: Any) -> Iterator[slice]:
+    """Slices of ``n_images`` images of ``pixels`` float32 each, small enough for several in-place
+    passes over one to run in cache: about 1 MiB on the CPU (at least one image); all at once on a GPU."""
     import torch
 
-    if torch.device(device).type != "cpu":
-        return max(1, n_images)
-    return max(1, _CHUNK_PIXELS // pixels)
+    step = max(1, n_images) if torch.device(device).type != "cpu" else max(1, _CHUNK_PIXELS // pixels)
+    for first in range(0, n_images, step):
+        yield slice(first, first + step)

@@ -104,16 +104,14 @@ def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor"
     # GASF = cos (x) cos - sin (x) sin; GADF = sin (x) cos - cos (x) sin
     (a, b), (c, d) = ((cos, cos), (sin, sin)) if cfg.kind == "summation" else ((sin, cos), (cos, sin))
     out = _alloc.empty((x.shape[0], size, size), dtype=torch.float32, device=x.device)
-    step = _alloc.cache_chunk(out.shape[0], size * size, out.device)
+    chunks = _alloc.cache_chunks(out.shape[0], size * size, out.device)
     if x.device.type == "cpu":
         left = torch.stack([a, c, torch.ones_like(a)], dim=2)  # (g, size, 3)
         right = torch.stack([b, -d, torch.full_like(b, 0.5)], dim=1)  # (g, 3, size)
-        for first in range(0, out.shape[0], step):
-            rows = slice(first, first + step)
+        for rows in chunks:
             torch.bmm(left[rows], right[rows], out=out[rows]).clamp_(0, 1)
         return out
-    for first in range(0, out.shape[0], step):
-        rows = slice(first, first + step)
+    for rows in chunks:
         o = torch.mul(a[rows, :, None], b[rows, None, :], out=out[rows])
         o.addcmul_(c[rows, :, None], d[rows, None, :], value=-1.0).add_(0.5).clamp_(0, 1)
     return out

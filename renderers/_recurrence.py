@@ -85,10 +85,8 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
             return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize)
         # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
         image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
-        step = _alloc.cache_chunk(len(y), n * n, y.device)
-        for first in range(0, len(y), step):
-            part = y[first : first + step]
-            torch.sub(part[:, :, None], part[:, None, :], out=image[first : first + step]).abs_()
+        for rows in _alloc.cache_chunks(len(y), n * n, y.device):
+            torch.sub(y[rows, :, None], y[rows, None, :], out=image[rows]).abs_()
         return image
     x = x.double() if cfg.threshold is not None else x.float()
     if cfg.dimension == 1:
