@@ -122,14 +122,9 @@ class BenchConfig:
 
         if self.preset not in PRESETS:
             raise BenchError(f"preset={self.preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
-        preset = PRESETS[self.preset]
-        head_params = dict(preset.head_params)
-        for name, value in (("encoder", preset.encoder), ("renderer", preset.renderer), ("pool", preset.pool),
-                            ("head", preset.head), ("C", head_params.get("C", 1.0)),
-                            ("max_iter", head_params.get("max_iter", 500)), ("normalize", preset.normalize),
-                            ("unequal_length", preset.unequal_length), ("missing", preset.missing)):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
+        names = ("encoder", "renderer", "pool", "head", "C", "max_iter", "normalize", "unequal_length", "missing")
+        for name, value in PRESETS[self.preset].resolve(**{n: getattr(self, n) for n in names}).items():
+            object.__setattr__(self, name, value)
 
         if self.head not in BENCH_HEADS:
             raise BenchError(f"head={self.head!r}: the bench fits one head per layer; choose one of {BENCH_HEADS}")

@@ -67,6 +67,14 @@ class Preset:
     stratify_fit: bool = False
     description: str = field(default="", compare=False)
 
+    def resolve(self, **given: Any) -> dict:
+        """``given`` with every None replaced by this recipe's value (``C`` and ``max_iter`` from
+        ``head_params``): what a parameter left at None means, for the estimators and ``tivit bench``."""
+        head = dict(self.head_params)
+        own = {"C": head.get("C", 1.0), "max_iter": head.get("max_iter", 500)}
+        return {name: (own[name] if name in own else getattr(self, name)) if value is None else value
+                for name, value in given.items()}
+
     def to_dict(self) -> dict:
         """Plain values (for printing, results and cache keys)."""
         out = asdict(self)

@@ -73,13 +73,12 @@ class _Recipe:
     def __init__(self, est: Any) -> None:
         preset = get_preset(est.preset)
         self.preset: Preset = preset
-        self.encoder = est.encoder if est.encoder is not None else preset.encoder
-        self.renderer = est.renderer if est.renderer is not None else preset.renderer
+        chosen = preset.resolve(encoder=est.encoder, renderer=est.renderer, pool=est.pool, normalize=est.normalize,
+                                missing=est.missing, unequal_length=est.unequal_length)
+        self.encoder, self.renderer, self.pool = chosen["encoder"], chosen["renderer"], chosen["pool"]
+        self.normalize = bool(chosen["normalize"])
+        self.missing, self.unequal_length = chosen["missing"], chosen["unequal_length"]
         self.renderer_params = dict(est.renderer_params or {})
-        self.pool = est.pool if est.pool is not None else preset.pool
-        self.normalize = preset.normalize if est.normalize is None else bool(est.normalize)
-        self.missing = est.missing if est.missing is not None else preset.missing
-        self.unequal_length = est.unequal_length if est.unequal_length is not None else preset.unequal_length
         if self.missing not in MISSING:
             raise ValueError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
         if self.unequal_length not in UNEQUAL:
