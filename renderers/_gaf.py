@@ -100,14 +100,22 @@ def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor"
 
     cos, sin = vectors_torch(x, size, cfg.resize)
     half = float(np.sqrt(0.5))
-    cos, sin = (cos * half).float(), (sin * half).float()
-    # GASF = cos (x) cos - sin (x) sin; GADF = sin (x) cos - cos (x) sin
-    (a, b), (c, d) = ((cos, cos), (sin, sin)) if cfg.kind == "summation" else ((sin, cos), (cos, sin))
-    out = _alloc.empty((x.shape[0], size, size), dtype=torch.float32, device=x.device)
-    chunks = _alloc.cache_chunks(out.shape[0], size * size, out.device)
+    g = x.shape[0]
+    # GASF = cos (x) cos - sin (x) sin; GADF = sin (x) cos - cos (x) sin (a, c are rows of ``left``)
+    left = torch.empty((g, 3, size), dtype=torch.float32, device=x.device)
+    a, c = left[:, 0], left[:, 1]
+    torch.mul(cos if cfg.kind == "summation" else sin, half, out=a)
+    torch.mul(sin if cfg.kind == "summation" else cos, half, out=c)
+    b, d = (a, c) if cfg.kind == "summation" else (c, a)
+    out = _alloc.empty((g, size, size), dtype=torch.float32, device=x.device)
+    chunks = _alloc.cache_chunks(g, size * size, out.device)
     if x.device.type == "cpu":
-        left = torch.stack([a, c, torch.ones_like(a)], dim=2)  # (g, size, 3)
-        right = torch.stack([b, -d, torch.full_like(b, 0.5)], dim=1)  # (g, 3, size)
+        left[:, 2] = 1.0
+        right = torch.empty_like(left)
+        right[:, 0] = b
+        torch.neg(d, out=right[:, 1])
+        right[:, 2] = 0.5
+        left = left.transpose(1, 2)  # (g, size, 3): bmm reads it transposed, no interleaving copy
         for rows in chunks:
             torch.bmm(left[rows], right[rows], out=out[rows]).clamp_(0, 1)
         return out
