@@ -6,13 +6,14 @@ kernel that the block may use transparent huge pages (``madvise(MADV_HUGEPAGE)``
 ``/sys/kernel/mm/transparent_hugepage/enabled`` is ``madvise`` or ``always``) cuts that cost about
 in half. Elsewhere (other systems, GPU tensors, small tensors) this is a plain ``torch.empty``.
 
-:func:`cache_chunks` cuts such an output into chunks that several in-place passes fill while they
-are in cache, so that only the last pass goes out to memory.
+:func:`cache_chunks` cuts such an output, and the operands that fill it, into chunks that several
+in-place passes fill while they are in cache, so that only the last pass goes out to memory.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 from typing import Any, Iterator
 
@@ -52,11 +53,13 @@ def empty(shape: tuple[int, ...], dtype: Any = None, device: Any = None):
     return out
 
 
-def cache_chunks(n_images: int, pixels: int, device: Any) -> Iterator[slice]:
-    """Slices of ``n_images`` images of ``pixels`` float32 each, small enough for several in-place
-    passes over one to run in cache: about 1 MiB on the CPU (at least one image); all at once on a GPU."""
-    import torch
-
-    step = max(1, n_images) if torch.device(device).type != "cpu" else max(1, _CHUNK_PIXELS // pixels)
-    for first in range(0, n_images, step):
-        yield slice(first, first + step)
+def cache_chunks(out, *operands, pixels: int | None = None) -> Iterator[tuple]:
+    """``(out_chunk, *operand_chunks)``: views of ``out`` and of each operand along the first axis,
+    a few images at a time, small enough for several in-place passes over one to run in cache:
+    about 1 MiB on the CPU (at least one image); all at once on a GPU. ``pixels`` is how many
+    float32 values the passes touch per image (default: an output image's). ``torch.split`` makes
+    the views in one call (slicing every chunk in Python cost ~8 % at 224 px)."""
+    step = max(1, len(out))
+    if out.device.type == "cpu":
+        step = max(1, _CHUNK_PIXELS // max(1, pixels or math.prod(out.shape[1:])))
+    return zip(out.split(step), *(operand.split(step) for operand in operands))

@@ -55,7 +55,8 @@ def paa_torch(x: "torch.Tensor", m: int) -> "torch.Tensor":
 
     Segment ``k`` sums to ``prefix[end_k - 1] - prefix[start_k - 1]`` (the first segment starts at 0,
     so it is the prefix alone); the columns are picked with ``index_select``, several times faster
-    than advanced indexing here.
+    than advanced indexing here. The prefix sums are made a few rows at a time, in cache: one
+    float64 copy of a whole large batch costs more in fresh pages than the sums themselves.
     """
     import torch
 
@@ -63,10 +64,13 @@ def paa_torch(x: "torch.Tensor", m: int) -> "torch.Tensor":
     if m == t:
         return x.double()
     start, end = (torch.from_numpy(a).to(x.device) for a in bounds(t, m, "box"))
-    prefix = torch.cumsum(x, dim=1, dtype=torch.float64)
-    sums = prefix.index_select(1, end - 1)
-    sums[:, 1:] -= prefix.index_select(1, start[1:] - 1)
-    return sums.div_(end - start)
+    last, before = end - 1, start[1:] - 1
+    out = torch.empty((x.shape[0], m), dtype=torch.float64, device=x.device)
+    for sums, rows in _alloc.cache_chunks(out, x, pixels=2 * t):
+        prefix = torch.cumsum(rows, dim=1, dtype=torch.float64)
+        torch.index_select(prefix, 1, last, out=sums)
+        sums[:, 1:] -= prefix.index_select(1, before)
+    return out.div_(end - start)
 
 
 def vectors_torch(x: "torch.Tensor", size: int, resize: str) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -108,7 +112,6 @@ def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor"
     torch.mul(sin if cfg.kind == "summation" else cos, half, out=c)
     b, d = (a, c) if cfg.kind == "summation" else (c, a)
     out = _alloc.empty((g, size, size), dtype=torch.float32, device=x.device)
-    chunks = _alloc.cache_chunks(g, size * size, out.device)
     if x.device.type == "cpu":
         left[:, 2] = 1.0
         right = torch.empty_like(left)
@@ -116,10 +119,10 @@ def torch_images(x: "torch.Tensor", cfg: GAFConfig, size: int) -> "torch.Tensor"
         torch.neg(d, out=right[:, 1])
         right[:, 2] = 0.5
         left = left.transpose(1, 2)  # (g, size, 3): bmm reads it transposed, no interleaving copy
-        for rows in chunks:
-            torch.bmm(left[rows], right[rows], out=out[rows]).clamp_(0, 1)
+        for chunk, lhs, rhs in _alloc.cache_chunks(out, left, right):
+            torch.bmm(lhs, rhs, out=chunk).clamp_(0, 1)
         return out
-    for rows in chunks:
-        o = torch.mul(a[rows, :, None], b[rows, None, :], out=out[rows])
-        o.addcmul_(c[rows, :, None], d[rows, None, :], value=-1.0).add_(0.5).clamp_(0, 1)
+    factors = (a[:, :, None], b[:, None, :], c[:, :, None], d[:, None, :])
+    for chunk, a_, b_, c_, d_ in _alloc.cache_chunks(out, *factors):
+        torch.mul(a_, b_, out=chunk).addcmul_(c_, d_, value=-1.0).add_(0.5).clamp_(0, 1)
     return out

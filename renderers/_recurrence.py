@@ -85,8 +85,8 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
             return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize)
         # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
         image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
-        for rows in _alloc.cache_chunks(len(y), n * n, y.device):
-            torch.sub(y[rows, :, None], y[rows, None, :], out=image[rows]).abs_()
+        for chunk, column, row in _alloc.cache_chunks(image, y[:, :, None], y[:, None, :]):
+            torch.sub(column, row, out=chunk).abs_()
         return image
     x = x.double() if cfg.threshold is not None else x.float()
     if cfg.dimension == 1:
