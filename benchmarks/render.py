@@ -318,8 +318,8 @@ def main() -> None:
 
     from tivit._atomic import atomic_write_json
 
-    # One core each: pyts's numba kernels and the per-sample loop are single-threaded, and on a
-    # shared machine torch's multi-threaded kernels mostly measure the other jobs.
+    # One thread by default: pyts's numba kernels are single-threaded (njit without parallel), and on
+    # a shared machine torch's multi-threaded kernels mostly measure the other jobs.
     torch.set_num_threads(args.threads)
 
     result = dict(
@@ -328,7 +328,7 @@ def main() -> None:
                      torch_threads=torch.get_num_threads(), torch=torch.__version__,
                      cuda=torch.cuda.is_available(), load_average_start=list(os.getloadavg())),
         note=f"{os.cpu_count()}-core CPU shared with other jobs while measured; timings are best-of-N wall clock, "
-             f"{args.threads} torch thread(s); pyts and the per-sample loop are single-threaded",
+             f"{args.threads} torch thread(s), the per-sample loop's torch ops included; pyts is single-threaded",
     )
     result["runs"] = args.runs
     result["pyts"] = median_rows([pyts_cases(args.quick) for _ in range(args.runs)])
