@@ -153,10 +153,9 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     if cfg.quantize:
         v = torch.floor(v * 255) / 255
     g = len(x)
-    channels = ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(g * 3, -1)  # (3g, T)
     flat = out.view(g * 3 * size, size)
     # rows first: the selected windows at their own width w (small), then the columns
-    windows = channels.index_select(1, torch.from_numpy(rows.reshape(-1)).to(x.device)).view(g * 3 * size, -1)
+    windows = _window_rows(v, mean, std, cfg, size, rows)
     w = windows.shape[1]
     if w == size and (cols == np.arange(size)).all():
         flat.copy_(windows)
@@ -169,6 +168,38 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     else:
         torch.index_select(windows, 1, torch.from_numpy(cols).to(x.device), out=flat)
     return True
+
+
+def _window_rows(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor", cfg: TiViTConfig, size: int,
+                 rows: np.ndarray) -> "torch.Tensor":
+    """``(3g * size, w)``: the kept windows of the 3 normalised channels of ``(g, T)`` pixel values.
+
+    Windows laid out as rows are runs of the start-padded series, so on the padded channels each is
+    one row of an overlapping ``as_strided`` view, and ``index_select`` along dim 0 copies it whole
+    (about 2.5x faster than picking ``size * w`` single values per series along dim 1).
+    """
+    import torch
+
+    g, length = v.shape
+    p, step, pad, columns = layout(length, cfg)
+    if columns:
+        channels = ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(g * 3, -1)  # (3g, T)
+        index = torch.from_numpy(rows.reshape(-1)).to(v.device)
+        return channels.index_select(1, index).view(g * 3 * size, -1)
+    if pad:
+        v = torch.cat([v[:, :1].expand(g, pad), v], dim=1)  # the start padding repeats the first value
+    channels = ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).reshape(-1)  # (3g * (T + pad),)
+    windows = channels.as_strided((channels.numel() - p + 1, p), (1, 1))  # row k: the p values from k on
+    starts = torch.from_numpy(_window_starts(length, cfg, size)).to(v.device)
+    index = (torch.arange(3 * g, device=v.device) * (length + pad))[:, None] + starts[None, :]
+    return windows.index_select(0, index.view(-1))
+
+
+@lru_cache(maxsize=256)
+def _window_starts(length: int, cfg: TiViTConfig, size: int) -> np.ndarray:
+    """Where, in the start-padded series, each kept window (image row) begins (row layout only)."""
+    p, step, pad, _ = layout(length, cfg)
+    return bounds((length + pad - p) // step + 1, size, cfg.resize)[0] * step
 
 
 def _gather_parts(length: int, cfg: TiViTConfig, size: int):

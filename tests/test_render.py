@@ -288,6 +288,19 @@ def test_each_row_is_rendered_from_its_own_length(method, params):
         torch.testing.assert_close(batch[i : i + 1], alone, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["gasf", "gadf"])
+def test_gaf_images_stay_in_unit_range_without_a_clamp(method):
+    """The CPU product is not clamped: its shrunk factors must keep every pixel in [0, 1] (unshrunk,
+    rounding gives -6e-8 on random walks) while staying within 1e-6 of the reference."""
+    X = _random_walks(400, 200, seed=11)
+    for size in (32, 64, 200):
+        images = renderers.render(X, method, size=size, backend="torch")
+        assert float(images.min()) >= 0 and float(images.max()) <= 1
+    reference = renderers.render(X[:20], method, size=64, backend="numpy")
+    np.testing.assert_allclose(renderers.render(X[:20], method, size=64, backend="torch").numpy(), reference,
+                               atol=1e-6)
+
+
 EDGE_SERIES = {
     "constant": np.full(50, 3.0),
     "zero_iqr": np.r_[np.zeros(45), 5.0, np.zeros(4)],
@@ -344,6 +357,22 @@ def test_recurrence_too_short_is_an_error():
 
 # ---------------------------------------------------------------------------------------------
 # encoder input
+
+
+@pytest.mark.parametrize(("length", "stride", "size"), [
+    (96, 0.1, 32),  # P 9, step 1, no padding, rows dropped
+    (499, 0.1, 64),  # P 22, step 2, one value of start padding
+    (130, 0.5, 48),  # P 11, step 5, start padding, rows repeated
+    (100, 1.0, 40),  # segments as columns
+])
+def test_render_for_encoder_gather_equals_normalised_render(length, stride, size):
+    """The one-pass gather into ``out`` (nearest resize) gives the normalised images' exact values."""
+    X = _random_walks(5, length, seed=length)
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    fused = renderers.render_for_encoder(X, "tivit", size, mean, std, preset="paper", stride=stride, batch_size=3)
+    images = renderers.render(X, "tivit", size=size, backend="torch", preset="paper", stride=stride)
+    expected = (images.expand(-1, 3, -1, -1) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.equal(fused, expected)
 
 
 def test_render_for_encoder_normalises_repeats_and_fills_out():
