@@ -183,16 +183,20 @@ def _window_rows(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor", c
     g, length = v.shape
     p, step, pad, columns = layout(length, cfg)
     if columns:
-        channels = ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(g * 3, -1)  # (3g, T)
         index = torch.from_numpy(rows.reshape(-1)).to(v.device)
-        return channels.index_select(1, index).view(g * 3 * size, -1)
+        return _channels(v, mean, std).index_select(1, index).view(g * 3 * size, -1)
     if pad:
         v = torch.cat([v[:, :1].expand(g, pad), v], dim=1)  # the start padding repeats the first value
-    channels = ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).reshape(-1)  # (3g * (T + pad),)
+    channels = _channels(v, mean, std).view(-1)  # (3g * (T + pad),)
     windows = channels.as_strided((channels.numel() - p + 1, p), (1, 1))  # row k: the p values from k on
     starts = torch.from_numpy(_window_starts(length, cfg, size)).to(v.device)
     index = (torch.arange(3 * g, device=v.device) * (length + pad))[:, None] + starts[None, :]
     return windows.index_select(0, index.view(-1))
+
+
+def _channels(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor") -> "torch.Tensor":
+    """``(3g, T)``: the 3 normalised channels of ``(g, T)`` pixel values, ``(v - mean_c) / std_c``."""
+    return ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(len(v) * 3, -1)
 
 
 @lru_cache(maxsize=256)
