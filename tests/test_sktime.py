@@ -188,8 +188,9 @@ def test_bad_input_gets_sktime_style_errors():
     clf = TiViTClassifier(**TINY, layer=1).fit(X_train, y_train)
     with pytest.raises(ValueError, match="only in the evaluation data"):
         clf.score(X_test, np.where(y_test == y_test[0], "unseen", y_test))
-    # a single class: sktime's documented behaviour is to predict that class, without fitting
-    single = TiViTClassifier(**TINY, layer=1).fit(X_train, np.full(len(y_train), "a"))
+    # a single class: sktime's documented behaviour is to warn and predict that class, without fitting
+    with pytest.warns(UserWarning, match="only single label seen"):
+        single = TiViTClassifier(**TINY, layer=1).fit(X_train, np.full(len(y_train), "a"))
     assert set(single.predict(X_test)) == {"a"}
 
 
