@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from renderers import _alloc
 from renderers._config import TiViTConfig
 from renderers._resize import bounds, is_gather, resize_numpy, resize_torch
 
@@ -102,15 +103,6 @@ def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
     return _vector_pow((z - low) / (high - low + cfg.eps), cfg.gamma)
 
 
-def _gather_pixels(length: int, cfg: TiViTConfig, size: int):
-    """Series index of every output pixel (flat ``size * size``), or None when the resize averages."""
-    parts = _gather_parts(length, cfg, size)
-    if parts is None:
-        return None
-    rows, cols = parts
-    return rows[:, cols].reshape(-1)
-
-
 def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tensor":
     """Batched: ``(g, T)`` float32 series of one length -> ``(g, size, size)`` float32.
 
@@ -122,14 +114,16 @@ def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tenso
     import torch
 
     v = _scaled_torch(x, cfg)
-    pixels = _gather_pixels(x.shape[1], cfg, size)
-    if pixels is not None:
-        index = torch.from_numpy(pixels).to(x.device).view(1, -1).expand(len(v), -1)
-        image = torch.gather(v, 1, index).view(-1, size, size)  # gather: far faster than indexing here
-    else:
-        idx = index_map(x.shape[1], cfg)
-        stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
-        image = resize_torch(stacked, size, cfg.resize)
+    parts = _gather_parts(x.shape[1], cfg, size)
+    if parts is not None:  # nearest: every pixel is a series value (quantising commutes with picking)
+        if cfg.quantize:
+            v = torch.floor(v * 255) / 255
+        image = _alloc.empty((len(v), size, size), dtype=torch.float32, device=x.device)
+        _nearest_into(v, None, None, cfg, size, *parts, image.view(-1, size))
+        return image
+    idx = index_map(x.shape[1], cfg)
+    stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
+    image = resize_torch(stacked, size, cfg.resize)
     if cfg.quantize:
         image = torch.floor(image * 255) / 255
     return image
@@ -140,7 +134,7 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     """Write ``(g, 3, size, size)`` encoder input into contiguous float32 ``out``.
 
     Normalising commutes with a gather, so the 3 normalised channels are made on the T series values
-    and gathered (rows, then columns) straight into ``out`` (same numbers as normalising the image). Returns False (and
+    and gathered straight into ``out`` (same numbers as normalising the image). Returns False (and
     writes nothing) when the resize averages, where the caller takes the general path.
     """
     import torch
@@ -148,31 +142,40 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     parts = _gather_parts(x.shape[1], cfg, size)
     if parts is None:
         return False
-    rows, cols = parts
     v = _scaled_torch(x, cfg)
     if cfg.quantize:
         v = torch.floor(v * 255) / 255
-    g = len(x)
-    flat = out.view(g * 3 * size, size)
-    # rows first: the selected windows at their own width w (small), then the columns
+    _nearest_into(v, mean, std, cfg, size, *parts, out.view(-1, size))
+    return True
+
+
+def _nearest_into(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None", cfg: TiViTConfig,
+                  size: int, rows: np.ndarray, cols: np.ndarray, flat: "torch.Tensor") -> None:
+    """Write the nearest-resized images of ``(g, T)`` pixel values into ``flat`` ``(c * g * size, size)``:
+    ``c = 3`` normalised channels given ``mean``/``std``, else the values themselves (``c = 1``).
+
+    Rows first: the kept windows at their own width w (small), then the columns.
+    """
+    import torch
+
     windows = _window_rows(v, mean, std, cfg, size, rows)
     w = windows.shape[1]
     if w == size and (cols == np.arange(size)).all():
         flat.copy_(windows)
-    elif x.device.type == "cpu" and w <= 64:
+    elif flat.device.type == "cpu" and w <= 64:
         # nearest column resize as a product with a 0/1 matrix: exact (one x * 1 term plus zeros per
         # pixel, no TF32 on the CPU) and written by the GEMM kernel, far faster than a gather
-        pick = torch.zeros((w, size), dtype=out.dtype)
+        pick = torch.zeros((w, size), dtype=flat.dtype)
         pick[torch.from_numpy(cols), torch.arange(size)] = 1
         torch.mm(windows, pick, out=flat)
     else:
-        torch.index_select(windows, 1, torch.from_numpy(cols).to(x.device), out=flat)
-    return True
+        torch.index_select(windows, 1, torch.from_numpy(cols).to(flat.device), out=flat)
 
 
-def _window_rows(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor", cfg: TiViTConfig, size: int,
-                 rows: np.ndarray) -> "torch.Tensor":
-    """``(3g * size, w)``: the kept windows of the 3 normalised channels of ``(g, T)`` pixel values.
+def _window_rows(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None", cfg: TiViTConfig,
+                 size: int, rows: np.ndarray) -> "torch.Tensor":
+    """``(c * g * size, w)``: the kept windows of the channels of ``(g, T)`` pixel values (see
+    :func:`_nearest_into`).
 
     Windows laid out as rows are runs of the start-padded series, so on the padded channels each is
     one row of an overlapping ``as_strided`` view, and ``index_select`` along dim 0 copies it whole
@@ -184,18 +187,22 @@ def _window_rows(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor", c
     p, step, pad, columns = layout(length, cfg)
     if columns:
         index = torch.from_numpy(rows.reshape(-1)).to(v.device)
-        return _channels(v, mean, std).index_select(1, index).view(g * 3 * size, -1)
+        return _channels(v, mean, std).index_select(1, index).view(-1, rows.shape[1])
     if pad:
         v = torch.cat([v[:, :1].expand(g, pad), v], dim=1)  # the start padding repeats the first value
-    channels = _channels(v, mean, std).view(-1)  # (3g * (T + pad),)
-    windows = channels.as_strided((channels.numel() - p + 1, p), (1, 1))  # row k: the p values from k on
+    channels = _channels(v, mean, std)  # (c * g, T + pad)
+    flat = channels.reshape(-1)
+    windows = flat.as_strided((flat.numel() - p + 1, p), (1, 1))  # row k: the p values from k on
     starts = torch.from_numpy(_window_starts(length, cfg, size)).to(v.device)
-    index = (torch.arange(3 * g, device=v.device) * (length + pad))[:, None] + starts[None, :]
+    index = (torch.arange(len(channels), device=v.device) * (length + pad))[:, None] + starts[None, :]
     return windows.index_select(0, index.view(-1))
 
 
-def _channels(v: "torch.Tensor", mean: "torch.Tensor", std: "torch.Tensor") -> "torch.Tensor":
-    """``(3g, T)``: the 3 normalised channels of ``(g, T)`` pixel values, ``(v - mean_c) / std_c``."""
+def _channels(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None") -> "torch.Tensor":
+    """``(3g, T)``: the 3 normalised channels ``(v - mean_c) / std_c`` of ``(g, T)`` pixel values, or
+    ``v`` itself without ``mean``."""
+    if mean is None:
+        return v
     return ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(len(v) * 3, -1)
 
 
