@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from renderers import _alloc
+
 if TYPE_CHECKING:
     import torch
 
@@ -84,7 +86,28 @@ def resize_torch(images: "torch.Tensor", size: int, mode: str) -> "torch.Tensor"
         rows = torch.from_numpy(weights(h, size, mode)).to(images.device, images.dtype)
         images = torch.matmul(rows, images)
     if is_gather(w, size, mode):
-        index = torch.from_numpy(bounds(w, size, mode)[0]).to(images.device).view(1, 1, size)
-        return torch.gather(images, 2, index.expand(g, size, size))
+        out = _alloc.empty((g, size, size), dtype=images.dtype, device=images.device)
+        pick_columns_into(images.reshape(g * size, w), bounds(w, size, mode)[0], out.view(g * size, size))
+        return out
     cols = torch.from_numpy(weights(w, size, mode)).to(images.device, images.dtype)
     return torch.matmul(images, cols.T)
+
+
+def pick_columns_into(rows: "torch.Tensor", cols: np.ndarray, out: "torch.Tensor") -> None:
+    """``out[:, j] = rows[:, cols[j]]`` for 2-D ``rows`` ``(m, w)`` and ``out`` ``(m, len(cols))``.
+
+    On the CPU, for narrow ``rows``, a product with a 0/1 matrix: exact for finite values (one
+    ``x * 1`` term plus zeros per element, no TF32 on the CPU) and written by the GEMM kernel, about
+    2x faster than ``gather`` (more where ``out`` is fresh memory). Elsewhere ``index_select``.
+    """
+    import torch
+
+    w = rows.shape[1]
+    if w == len(cols) and (cols == np.arange(w)).all():
+        out.copy_(rows)
+    elif out.device.type == "cpu" and w <= 64:
+        pick = torch.zeros((w, len(cols)), dtype=out.dtype)
+        pick[torch.from_numpy(cols), torch.arange(len(cols))] = 1
+        torch.mm(rows, pick, out=out)
+    else:
+        torch.index_select(rows, 1, torch.from_numpy(cols).to(out.device), out=out)

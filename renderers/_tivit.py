@@ -24,7 +24,7 @@ import numpy as np
 
 from renderers import _alloc
 from renderers._config import TiViTConfig
-from renderers._resize import bounds, is_gather, resize_numpy, resize_torch
+from renderers._resize import bounds, is_gather, pick_columns_into, resize_numpy, resize_torch
 
 if TYPE_CHECKING:
     import torch
@@ -156,20 +156,7 @@ def _nearest_into(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Te
 
     Rows first: the kept windows at their own width w (small), then the columns.
     """
-    import torch
-
-    windows = _window_rows(v, mean, std, cfg, size, rows)
-    w = windows.shape[1]
-    if w == size and (cols == np.arange(size)).all():
-        flat.copy_(windows)
-    elif flat.device.type == "cpu" and w <= 64:
-        # nearest column resize as a product with a 0/1 matrix: exact (one x * 1 term plus zeros per
-        # pixel, no TF32 on the CPU) and written by the GEMM kernel, far faster than a gather
-        pick = torch.zeros((w, size), dtype=flat.dtype)
-        pick[torch.from_numpy(cols), torch.arange(size)] = 1
-        torch.mm(windows, pick, out=flat)
-    else:
-        torch.index_select(windows, 1, torch.from_numpy(cols).to(flat.device), out=flat)
+    pick_columns_into(_window_rows(v, mean, std, cfg, size, rows), cols, flat)
 
 
 def _window_rows(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None", cfg: TiViTConfig,
