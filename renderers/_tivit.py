@@ -119,7 +119,7 @@ def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tenso
         if cfg.quantize:
             v = torch.floor(v * 255) / 255
         image = _alloc.empty((len(v), size, size), dtype=torch.float32, device=x.device)
-        _nearest_into(v, None, None, cfg, size, *parts, image.view(-1, size))
+        _nearest_into(v, None, None, cfg, *parts, image.view(-1, size))
         return image
     idx = index_map(x.shape[1], cfg)
     stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
@@ -145,22 +145,22 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     v = _scaled_torch(x, cfg)
     if cfg.quantize:
         v = torch.floor(v * 255) / 255
-    _nearest_into(v, mean, std, cfg, size, *parts, out.view(-1, size))
+    _nearest_into(v, mean, std, cfg, *parts, out.view(-1, size))
     return True
 
 
 def _nearest_into(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None", cfg: TiViTConfig,
-                  size: int, rows: np.ndarray, cols: np.ndarray, flat: "torch.Tensor") -> None:
+                  rows: np.ndarray, cols: np.ndarray, flat: "torch.Tensor") -> None:
     """Write the nearest-resized images of ``(g, T)`` pixel values into ``flat`` ``(c * g * size, size)``:
     ``c = 3`` normalised channels given ``mean``/``std``, else the values themselves (``c = 1``).
 
     Rows first: the kept windows at their own width w (small), then the columns.
     """
-    pick_columns_into(_window_rows(v, mean, std, cfg, size, rows), cols, flat)
+    pick_columns_into(_window_rows(v, mean, std, cfg, rows), cols, flat)
 
 
 def _window_rows(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor | None", cfg: TiViTConfig,
-                 size: int, rows: np.ndarray) -> "torch.Tensor":
+                 rows: np.ndarray) -> "torch.Tensor":
     """``(c * g * size, w)``: the kept windows of the channels of ``(g, T)`` pixel values (see
     :func:`_nearest_into`).
 
@@ -171,7 +171,7 @@ def _window_rows(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Ten
     import torch
 
     g, length = v.shape
-    p, step, pad, columns = layout(length, cfg)
+    p, _, pad, columns = layout(length, cfg)
     if columns:
         index = torch.from_numpy(rows.reshape(-1)).to(v.device)
         return _channels(v, mean, std).index_select(1, index).view(-1, rows.shape[1])
@@ -180,7 +180,8 @@ def _window_rows(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Ten
     channels = _channels(v, mean, std)  # (c * g, T + pad)
     flat = channels.reshape(-1)
     windows = flat.as_strided((flat.numel() - p + 1, p), (1, 1))  # row k: the p values from k on
-    starts = torch.from_numpy(_window_starts(length, cfg, size)).to(v.device)
+    # a window's last value is never start padding (pad < step <= p), so it fixes where the window starts
+    starts = torch.from_numpy(rows[:, -1] + pad - (p - 1)).to(v.device)
     index = (torch.arange(len(channels), device=v.device) * (length + pad))[:, None] + starts[None, :]
     return windows.index_select(0, index.view(-1))
 
@@ -191,13 +192,6 @@ def _channels(v: "torch.Tensor", mean: "torch.Tensor | None", std: "torch.Tensor
     if mean is None:
         return v
     return ((v[:, None, :] - mean.view(1, -1, 1)) / std.view(1, -1, 1)).view(len(v) * 3, -1)
-
-
-@lru_cache(maxsize=256)
-def _window_starts(length: int, cfg: TiViTConfig, size: int) -> np.ndarray:
-    """Where, in the start-padded series, each kept window (image row) begins (row layout only)."""
-    p, step, pad, _ = layout(length, cfg)
-    return bounds((length + pad - p) // step + 1, size, cfg.resize)[0] * step
 
 
 def _gather_parts(length: int, cfg: TiViTConfig, size: int):
