@@ -7,7 +7,10 @@ baseline ``StandardScaler + LogisticRegression(max_iter=500)`` once per layer. B
 same stratified 80 % and are scored on the remaining 20 %.
 
 Target: the same accuracy on every layer (within 1 point) in at most a third of the time.
-Prints the ratio and writes ``benchmarks/results/heads.json``.
+Also records the L-BFGS iterations each layer took on both sides, and, without a target, the
+cross-validated layer choice (:func:`tivit.heads.choose_layer`: every fold x layer head in one
+solver run) against the same scikit-learn pipeline fitted fold by fold and layer by layer.
+Prints the ratios and writes ``benchmarks/results/heads.json``.
 
     python benchmarks/heads.py [--repeats 3] [--threads 1]
 """
@@ -59,7 +62,8 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from tivit._atomic import atomic_write_json
-    from tivit.heads import fit_linear_per_layer
+    from tivit.cv import cv_folds
+    from tivit.heads import choose_layer, fit_linear_per_layer
 
     X, y = synthetic_embeddings()
     n, L, d = X.shape
@@ -69,19 +73,32 @@ def main() -> None:
         heads = fit_linear_per_layer(X[fit], y[fit])
         return heads, heads.score(X[test], y[test])
 
+    def sklearn_fit(features, labels):
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, labels)
+
     def run_sklearn():
-        accs = []
+        accs, iters = [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             for k in range(L):
-                model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-                model.fit(X[fit, k], y[fit])
+                model = sklearn_fit(X[fit, k], y[fit])
                 accs.append(model.score(X[test, k], y[test]))
-        return np.array(accs), sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+                iters.append(int(model[-1].n_iter_[0]))
+        return np.array(accs), sum(issubclass(w.category, ConvergenceWarning) for w in caught), iters
+
+    folds = cv_folds(y[fit], 5, seed=0)  # the folds choose_layer makes
+
+    def run_choice_sklearn():
+        scores = np.zeros(L)
+        for fold_fit, fold_val in folds:
+            for k in range(L):
+                model = sklearn_fit(X[fit][fold_fit, k], y[fit][fold_fit])
+                scores[k] += model.score(X[fit][fold_val, k], y[fit][fold_val]) / len(folds)
+        return scores
 
     # same thread budget for both sides; repeats interleaved so a busy machine slows both alike
     torch.set_num_threads(args.threads)
-    tivit_times, sk_times = [], []
+    tivit_times, sk_times, choice_times, choice_sk_times = [], [], [], []
     with threadpool_limits(args.threads):
         fit_linear_per_layer(X[fit[:50]], y[fit[:50]], max_iter=5)  # warm-up: imports, first Trainer
         for _ in range(args.repeats):
@@ -89,29 +106,50 @@ def main() -> None:
             heads, tivit_acc = run_tivit()
             tivit_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            sk_acc, sk_warnings = run_sklearn()
+            sk_acc, sk_warnings, sk_iters = run_sklearn()
             sk_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            choice = choose_layer(X[fit], y[fit], cv=5, random_state=0)
+            choice_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            choice_sk = run_choice_sklearn()
+            choice_sk_times.append(time.perf_counter() - start)
 
     t_tivit, t_sk = min(tivit_times), min(sk_times)
     ratio = t_tivit / t_sk
     gap = float(np.abs(tivit_acc - sk_acc).max())
     met = bool(ratio <= 1 / 3 and gap <= 0.01 + 1e-9)
-    print(f"{'layer':>5} {'tivit':>7} {'sklearn':>7}")
+    tivit_iters = heads.module_.iterations[0].tolist()
+    choice_scores = np.array([choice.scores[k] for k in range(1, L + 1)])
+    choice_ratio = min(choice_times) / min(choice_sk_times)
+    choice_gap = float(np.abs(choice_scores - choice_sk).max())
+    print(f"{'layer':>5} {'tivit':>7} {'sklearn':>7} {'iters':>6} {'sk iters':>8} {'cv tivit':>8} {'cv sk':>7}")
     for k in range(L):
-        print(f"{k + 1:>5} {tivit_acc[k]:7.3f} {sk_acc[k]:7.3f}")
-    print(f"tivit fit_linear_per_layer: {t_tivit:.3f} s  ({heads.module_.n_iter} L-BFGS iterations)")
+        print(f"{k + 1:>5} {tivit_acc[k]:7.3f} {sk_acc[k]:7.3f} {tivit_iters[k]:6d} {sk_iters[k]:8d} "
+              f"{choice_scores[k]:8.3f} {choice_sk[k]:7.3f}")
+    print(f"tivit fit_linear_per_layer: {t_tivit:.3f} s  ({sum(tivit_iters)} L-BFGS iterations over the layers)")
     print(f"sklearn StandardScaler+LogisticRegression(max_iter=500) x {L} layers: {t_sk:.3f} s "
           f"({sk_warnings} convergence warnings)")
     print(f"time ratio tivit/sklearn = {ratio:.3f} (target <= 0.333); max accuracy gap = {gap:.4f} (target <= 0.01)"
           f" -> {'MET' if met else 'NOT MET'}")
+    print(f"layer choice, {len(folds)} folds x {L} layers: choose_layer {min(choice_times):.3f} s, "
+          f"sklearn fold by fold {min(choice_sk_times):.3f} s, ratio {choice_ratio:.3f}; "
+          f"max CV accuracy gap {choice_gap:.4f}")
     atomic_write_json(RESULT, {
         "benchmark": "heads",
         "data": {"series": n, "layers": L, "width": d, "classes": 10, "fit": len(fit), "test": len(test),
                  "kind": "synthetic, seeded (seed 0)"},
         "tivit": {"name": "tivit.heads.fit_linear_per_layer", "seconds": t_tivit, "all_seconds": tivit_times,
-                  "accuracy": tivit_acc.tolist(), "lbfgs_iterations": heads.module_.n_iter},
+                  "accuracy": tivit_acc.tolist(), "lbfgs_iterations": tivit_iters},
         "baseline": {"name": "sklearn StandardScaler+LogisticRegression(max_iter=500) per layer", "seconds": t_sk,
-                     "all_seconds": sk_times, "accuracy": sk_acc.tolist(), "convergence_warnings": sk_warnings},
+                     "all_seconds": sk_times, "accuracy": sk_acc.tolist(), "lbfgs_iterations": sk_iters,
+                     "convergence_warnings": sk_warnings},
+        "layer_choice": {"folds": len(folds), "tivit": "tivit.heads.choose_layer(cv=5)",
+                         "baseline": "the same sklearn pipeline per fold x layer",
+                         "seconds": min(choice_times), "all_seconds": choice_times,
+                         "baseline_seconds": min(choice_sk_times), "baseline_all_seconds": choice_sk_times,
+                         "ratio": choice_ratio, "cv_accuracy": choice_scores.tolist(),
+                         "baseline_cv_accuracy": choice_sk.tolist(), "max_cv_accuracy_gap": choice_gap},
         "ratio": ratio,
         "max_accuracy_gap": gap,
         "target": {"ratio_at_most": 1 / 3, "accuracy_gap_at_most": 0.01},

@@ -65,6 +65,30 @@ def test_per_layer_fit_equals_one_head_per_layer():
     assert scores.shape == (3,) and scores[2] < scores[0]
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_fold_x_layer_fits_stop_at_a_stationary_point_of_each_objective(k):
+    """Every fold x layer problem ends where the autograd gradient of its own objective is below tol."""
+    from tivit.heads import _fit_linear, _quiet
+
+    X, y = _blobs(n=90, d=10, k=k, signal=0.8)
+    layers = np.ascontiguousarray(np.stack([X, X[:, ::-1] * 3.0 + 2.0], 0))  # (L, n, d)
+    y_idx = np.unique(y, return_inverse=True)[1]
+    groups = np.ones((3, 90), dtype=np.float32)
+    groups[0, :30] = groups[1, 30:60] = groups[2, 60:] = 0  # three folds' fit masks
+    for C, tol in ((1.0, 1e-4), (0.05, 1e-4), (1.0, 1e-6)):
+        with _quiet():
+            module = _fit_linear(layers, y_idx, k, C, 500, tol, True, "cpu", groups)
+        assert module.converged and module.iterations.shape == (3, 2) and module.n_iter == module.iterations.max()
+        x0 = (torch.from_numpy(layers) - module.shift) / module.unit
+        module.zero_grad()
+        module.objective(x0, torch.from_numpy(y_idx), torch.from_numpy(groups)).backward()
+        grad = max(module.weight.grad.abs().max().item(), module.bias.grad.abs().max().item())
+        assert grad <= 2 * tol + 1e-6, (C, tol, grad)
+    with _quiet():
+        early = _fit_linear(layers, y_idx, k, 1.0, 2, 1e-8, True, "cpu", groups)
+    assert not early.converged and early.n_iter == 2  # max_iter reached: said, not hidden
+
+
 def test_choose_layer_uses_folds_like_separate_fits_and_picks_the_informative_layer():
     from tivit.cv import cv_folds
 

@@ -4,7 +4,7 @@ The linear head is a float32 L-BFGS solve. On small, separable training sets (Di
 16 series, 384 features) the objective is flat near its minimum, and the last-bit differences that
 a multi-threaded reduction makes (torch splits sums differently for 1, 2 or 16 threads) move the
 point where L-BFGS stops enough to flip a borderline test series: the same seed gave 0.935 with
-one thread and 0.938 with two. The cross-validated layer choice, one batched problem, flips in the
+one thread and 0.938 with two. The cross-validated layer choice, one solver run, flips in the
 same way on large sets. On one thread every kernel runs the same sums in the same order, so the
 numbers are a function of the data, the settings and the seed only. Heads are small next to the
 encoder, which keeps all its threads (only the head calls are wrapped).

@@ -6,10 +6,11 @@ the layer, the head or its regularisation is cheap. Three kinds:
 - ``linear``: multinomial logistic regression with an L2 penalty -- the published TiViT head
   (``StandardScaler + LogisticRegression(C=1, lbfgs)``). It minimises scikit-learn's objective
   ``C * sum_i CE_i + 0.5 * ||W||^2`` (no penalty on the intercept; one weight vector for two
-  classes, as sklearn's binomial loss), scaled by ``1 / (C n)`` for conditioning, with full-batch
-  L-BFGS (strong-Wolfe line search). Independent problems (one per layer) are solved as ONE
-  batched problem: the losses are separable, so the sum has the same minimiser, and a batched
-  matrix product over layers is much faster than a loop (:func:`fit_linear_per_layer`).
+  classes, as sklearn's binomial loss), scaled by ``1 / (C n)``, with full-batch L-BFGS as
+  scikit-learn runs it (10 correction pairs, strong-Wolfe steps, stop at ``max |grad| <= tol``).
+  Independent problems (every layer, every fold x layer) are solved together, each with its own
+  L-BFGS history and step, in shared batched products (:mod:`tivit._multinomial`,
+  :func:`fit_linear_per_layer`).
 - ``mlp``: one or two hidden layers with dropout, AdamW, early stopping on a stratified
   validation split; the best epoch's weights are kept.
 - ``layer_mix``: softmax weights over layers, then the linear head on the mixed features; the
@@ -43,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
+
+from tivit._multinomial import Problems, solve
 
 HEADS = ("linear", "mlp", "layer_mix")
 
@@ -155,12 +158,14 @@ def _lbfgs_step(opt, closure) -> tuple[torch.Tensor, int]:
 
 
 class LinearHead(pl.LightningModule):
-    """L2 multinomial logistic regression, ``G x L`` independent problems fitted as one.
+    """L2 multinomial logistic regression, ``G x L`` independent problems fitted together.
 
     The input ``x`` is ``(L, n, d)``: ``L`` feature sets (layers) of the same ``n`` samples.
     ``G`` groups of 0/1 sample weights ``(G, n)`` (cross-validation folds) select the samples
-    each problem is fitted on, so every fold x layer head is fitted in one batched L-BFGS run
-    without copying the features. Logits come back as ``(G, L, n, K)``.
+    each problem is fitted on, so every fold x layer head is fitted in one solver run without
+    copying the features. The solver (:func:`tivit._multinomial.solve`, run from
+    ``training_step``) gives each problem its own L-BFGS history and step, as scikit-learn's
+    ``lbfgs`` would fitting them one by one. Logits come back as ``(G, L, n, K)``.
 
     Each problem's features are standardised with the statistics of its own fit samples. The
     parameters live in that standardised space (the L2 penalty applies there, as in
@@ -201,7 +206,9 @@ class LinearHead(pl.LightningModule):
         self.register_buffer("mean", torch.zeros(n_groups, n_layers, n_features))  # per problem, on top
         self.register_buffer("scale", torch.ones(n_groups, n_layers, n_features))
         self.grouped = False  # True once per-group statistics are fitted (mean/scale then matter)
-        self.n_iter = 0
+        self.iterations = np.zeros((n_groups, n_layers), dtype=np.int64)  # L-BFGS iterations per problem
+        self.n_iter = 0  # iterations of the slowest problem
+        self.converged = False  # every problem met tol within max_iter
 
     def fit_scaler(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """Fit the standardisation of each problem on its own samples (``groups`` ``(G, n)``)."""
@@ -237,7 +244,10 @@ class LinearHead(pl.LightningModule):
         return self._logits((x - self.shift) / self.unit)
 
     def objective(self, x0: torch.Tensor, y: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
-        """sklearn's objective / (C n_g), summed over problems: mean CE + ||W||^2 / (2 C n_g)."""
+        """sklearn's objective / (C n_g), summed over problems: mean CE + ||W||^2 / (2 C n_g).
+
+        The solver minimises each term in closed form; this autograd version is the reference.
+        """
         logits = self._logits(x0)
         G, L, n, K = logits.shape
         ce = F.cross_entropy(logits.reshape(-1, K), y.expand(G, L, n).reshape(-1), reduction="none").view(G, L, n)
@@ -250,53 +260,39 @@ class LinearHead(pl.LightningModule):
         penalty = self.weight.pow(2).sum((2, 3)) / (2.0 * self.C * count)
         return (ce + penalty).sum()
 
-    @torch.no_grad()
-    def _loss_and_grad(self, x0: torch.Tensor, xt: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-        """:meth:`objective` without folds, with its gradient in closed form (written to ``.grad``).
-
-        Autograd would transpose ``x0`` on every backward pass; the closed form reuses one
-        contiguous transposed copy ``xt`` and fuses the softmax, about halving each evaluation.
-        """
+    def _problems(self, x0: torch.Tensor, y: torch.Tensor, groups: torch.Tensor | None) -> Problems:
+        """The ``G x L`` problems for :func:`tivit._multinomial.solve`, problem ``g * L + l``."""
+        G, L = self.weight.shape[:2]
         n = x0.shape[1]
-        z = torch.baddbmm(self.bias[0][:, None, :], x0, self.weight[0])  # (L, n, outputs)
-        full = torch.cat([torch.zeros_like(z), z], dim=-1) if self.n_classes == 2 else z
-        top = full.amax(-1, keepdim=True)
-        e = torch.exp(full - top)
-        total = e.sum(-1, keepdim=True)
-        loss = (torch.log(total) + top - full).mul_(onehot).sum() / n
-        residual = (e / total - onehot) / n  # d loss / d logits
-        if self.n_classes == 2:
-            residual = residual[..., 1:]
-        coef = self.weight[0]
-        loss = loss + coef.pow(2).sum() / (2.0 * self.C * n)
-        self.weight.grad = (torch.bmm(xt, residual) + coef / (self.C * n))[None]
-        self.bias.grad = residual.sum(1)[None]
-        return loss
+        layer = np.tile(np.arange(L), G)
+        if groups is None:
+            count, weight = np.full(G, float(n)), None
+        else:
+            g64 = groups.double()
+            count = g64.sum(1).cpu().numpy()
+            weight = (g64 / g64.sum(1, keepdim=True)).repeat_interleave(L, dim=0)
+        lam = np.repeat(1.0 / (self.C * count), L)
+        mean = scale = None
+        if self.grouped:
+            mean, scale = self.mean.reshape(G * L, -1), self.scale.reshape(G * L, -1)
+        return Problems(x0, y, self.n_classes, layer, weight, lam, mean, scale)
 
     def training_step(self, batch, batch_idx):
         x, y, groups = batch
-        groups = groups if groups.numel() else None
-        x0 = (x - self.shift) / self.unit
-        opt = self.optimizers()
-        if groups is None and self.weight.shape[0] == 1:
-            xt = x0.transpose(1, 2).contiguous()
-            onehot = F.one_hot(y, self.n_classes).to(x0.dtype)[None]
-
-            def closure():
-                return self._loss_and_grad(x0, xt, onehot)
-        else:
-
-            def closure():
-                opt.zero_grad()
-                loss = self.objective(x0, y, groups)
-                self.manual_backward(loss)
-                return loss
-
-        loss, self.n_iter = _lbfgs_step(opt, closure)
-        return loss
+        x0 = (x - self.shift).div_(self.unit)
+        problems = self._problems(x0, y, groups if groups.numel() else None)
+        theta, n_iter, converged = solve(problems, self.max_iter, self.tol)
+        G, L, d, k = self.weight.shape
+        with torch.no_grad():
+            self.weight.copy_(theta[:, : d * k].reshape(G, L, d, k))
+            self.bias.copy_(theta[:, d * k :].reshape(G, L, k))
+        self.iterations = n_iter.reshape(G, L)
+        self.n_iter = int(n_iter.max())
+        self.converged = bool(converged.all())
+        return None
 
     def configure_optimizers(self):
-        return _lbfgs([self.weight, self.bias], self.max_iter, self.tol)
+        return None  # the solver is the module's own: a per-problem L-BFGS (tivit._multinomial)
 
 
 class MLPHead(pl.LightningModule):
@@ -671,7 +667,7 @@ def _fit_layer_mix(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, m
 
 
 class LayerwiseLinear:
-    """One linear head per layer, fitted as one batched problem (see :func:`fit_linear_per_layer`).
+    """One linear head per layer, all fitted in one solver run (see :func:`fit_linear_per_layer`).
 
     Attributes:
         classes_: class labels, the column order of the probabilities.
@@ -721,8 +717,9 @@ def fit_linear_per_layer(
 ) -> LayerwiseLinear:
     """Fit the ``linear`` head on every layer at once.
 
-    The per-layer objectives are independent, so their sum has the per-layer minimisers: one
-    batched L-BFGS problem replaces ``L`` separate fits.
+    The per-layer problems are independent: one solver run fits all of them, each with its own
+    L-BFGS as scikit-learn would run it, their products batched over the layers
+    (:mod:`tivit._multinomial`). ``.module_.iterations`` holds each layer's iteration count.
 
     Args:
         features: ``(n, layers, d)`` embeddings (raw: each head standardises its own layer).
@@ -794,7 +791,7 @@ def choose_layer(
     groups = np.zeros((len(folds), X.shape[0]), dtype=np.float32)
     for g, (fit_idx, _) in enumerate(folds):
         groups[g, fit_idx] = 1.0
-    # every fold x layer head in one batched problem: the features are shared, only the masks differ
+    # every fold x layer head in one solver run: the features are shared, only the masks differ
     with _isolated_seed(random_state), _quiet():
         module = _fit_linear(np.ascontiguousarray(X.transpose(1, 0, 2)), y_idx, len(classes), C, max_iter, 1e-4,
                              True, "cpu", groups)
