@@ -100,7 +100,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tivit_times, sk_times, choice_times, choice_sk_times = [], [], [], []
     with threadpool_limits(args.threads):
-        fit_linear_per_layer(X[fit[:50]], y[fit[:50]], max_iter=5)  # warm-up: imports, first Trainer
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fit_linear_per_layer(X[fit[:50]], y[fit[:50]], max_iter=5)  # warm-up: imports, first Trainer
         for _ in range(args.repeats):
             start = time.perf_counter()
             heads, tivit_acc = run_tivit()

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -84,9 +85,11 @@ def test_fold_x_layer_fits_stop_at_a_stationary_point_of_each_objective(k):
         module.objective(x0, torch.from_numpy(y_idx), torch.from_numpy(groups)).backward()
         grad = max(module.weight.grad.abs().max().item(), module.bias.grad.abs().max().item())
         assert grad <= 2 * tol + 1e-6, (C, tol, grad)
-    with _quiet():
+    with pytest.warns(ConvergenceWarning, match="6 of 6 linear heads at max_iter=2"), _quiet():
         early = _fit_linear(layers, y_idx, k, 1.0, 2, 1e-8, True, "cpu", groups)
     assert not early.converged and early.n_iter == 2  # max_iter reached: said, not hidden
+    with pytest.warns(ConvergenceWarning, match="the linear head at max_iter=3"):
+        HeadClassifier(max_iter=3).fit(X, y)
 
 
 def test_choose_layer_uses_folds_like_separate_fits_and_picks_the_informative_layer():

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from tivit._multinomial import Problems, solve
@@ -209,6 +210,7 @@ class LinearHead(pl.LightningModule):
         self.iterations = np.zeros((n_groups, n_layers), dtype=np.int64)  # L-BFGS iterations per problem
         self.n_iter = 0  # iterations of the slowest problem
         self.converged = False  # every problem met tol within max_iter
+        self.at_limit = 0  # problems stopped by max_iter
 
     def fit_scaler(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """Fit the standardisation of each problem on its own samples (``groups`` ``(G, n)``)."""
@@ -289,6 +291,7 @@ class LinearHead(pl.LightningModule):
         self.iterations = n_iter.reshape(G, L)
         self.n_iter = int(n_iter.max())
         self.converged = bool(converged.all())
+        self.at_limit = int(((n_iter >= self.max_iter) & ~converged).sum())
         return None
 
     def configure_optimizers(self):
@@ -650,6 +653,11 @@ def _fit_linear(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_
     g = torch.zeros(0) if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.float32))
     module.fit_scaler(x, g if groups is not None else None)
     _trainer(1, accelerator).fit(module, _full_batch_loader(x, y, g))
+    if module.at_limit:  # as scikit-learn's lbfgs says it
+        total = module.iterations.size
+        what = "the linear head" if total == 1 else f"{module.at_limit} of {total} linear heads"
+        warnings.warn(f"L-BFGS stopped {what} at max_iter={max_iter} before the gradient met tol={tol:g}; "
+                      "increase max_iter (or make C smaller) for a converged fit", ConvergenceWarning, stacklevel=3)
     return module.cpu().eval()
 
 
