@@ -145,6 +145,25 @@ def test_fit_leaves_global_state_and_disk_alone(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []  # no lightning_logs, no checkpoints
 
 
+def test_trainer_kwargs_turn_logs_and_checkpoints_on_when_asked(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    X, y = _blobs(n=80, d=8, signal=1.5)
+    asked = {"logger": CSVLogger(str(tmp_path / "mlp")), "enable_checkpointing": True,
+             "default_root_dir": str(tmp_path)}
+    HeadClassifier("mlp", max_epochs=3, trainer_kwargs=asked).fit(X, y)
+    (metrics,) = (tmp_path / "mlp").rglob("metrics.csv")
+    assert {"train_loss", "val_loss"} <= set(metrics.read_text().splitlines()[0].split(","))
+    assert list(tmp_path.rglob("*.ckpt"))  # the checkpoint asked for
+    HeadClassifier(trainer_kwargs={"logger": CSVLogger(str(tmp_path / "linear"))}).fit(X, y)
+    (metrics,) = (tmp_path / "linear").rglob("metrics.csv")
+    assert "lbfgs_iterations" in metrics.read_text()
+    with pytest.raises(ValueError, match="use the head's own 'max_epochs'"):
+        HeadClassifier("mlp", trainer_kwargs={"max_epochs": 3}).fit(X, y)
+    with pytest.raises(ValueError, match="'bogus' is not a Lightning Trainer argument"):
+        HeadClassifier(trainer_kwargs={"bogus": 1}).fit(X, y)
+
+
 def test_sklearn_compatibility_cross_val_and_pickle():
     X, y = _blobs(n=100, d=8, signal=1.5)
     scores = cross_val_score(HeadClassifier(C=0.5), X, y, cv=3)

@@ -23,14 +23,16 @@ cross-validation tools. :func:`choose_layer` picks a layer by stratified cross-v
 training data only.
 
 Training runs through a Lightning ``Trainer`` that writes nothing (no logger, no checkpoints,
-no progress bar). A fit is deterministic given ``random_state`` and leaves the caller's global
-random state and torch's determinism flag as they were.
+no progress bar) unless asked: ``HeadClassifier(trainer_kwargs={...})`` passes a logger,
+checkpointing or a progress bar on to it. A fit is deterministic given ``random_state`` and
+leaves the caller's global random state and torch's determinism flag as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import logging
 import os
 import random
@@ -93,8 +95,26 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, validate: bool = False) -> pl.Trainer:
-    return pl.Trainer(
+_OWN_SETTINGS = {"max_epochs": "max_epochs", "accelerator": "accelerator"}  # Trainer argument: head parameter
+
+
+def _check_trainer_kwargs(trainer_kwargs: dict | None) -> dict:
+    """The extra Trainer arguments a user asked for, checked against Lightning's signature."""
+    extra = dict(trainer_kwargs or {})
+    allowed = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    for key in extra:
+        if key in _OWN_SETTINGS:
+            raise ValueError(f"trainer_kwargs sets {key!r}; use the head's own {_OWN_SETTINGS[key]!r} parameter")
+        if key not in allowed:
+            raise ValueError(f"trainer_kwargs: {key!r} is not a Lightning Trainer argument")
+    return extra
+
+
+def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, validate: bool = False,
+             trainer_kwargs: dict | None = None) -> pl.Trainer:
+    """A Trainer that writes and shows nothing, unless ``trainer_kwargs`` asks (a logger, checkpoints,
+    a progress bar...); callbacks asked for are added to the head's own."""
+    settings = dict(
         max_epochs=max_epochs,
         accelerator=accelerator,
         devices=1,
@@ -103,10 +123,14 @@ def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, v
         enable_progress_bar=False,
         enable_model_summary=False,
         deterministic=True,
-        callbacks=callbacks or [],
+        callbacks=list(callbacks or []),
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validate else 0,
     )
+    extra = _check_trainer_kwargs(trainer_kwargs)
+    settings["callbacks"] += list(extra.pop("callbacks", None) or [])
+    settings.update(extra)
+    return pl.Trainer(**settings)
 
 
 class _FullBatch(torch.utils.data.Dataset):
@@ -292,6 +316,9 @@ class LinearHead(pl.LightningModule):
         self.n_iter = int(n_iter.max())
         self.converged = bool(converged.all())
         self.at_limit = int(((n_iter >= self.max_iter) & ~converged).sum())
+        # one step per fit: logged per epoch, so that a logger asked for receives it (none by default)
+        self.log("lbfgs_iterations", float(self.n_iter), on_step=False, on_epoch=True)
+        self.log("converged", float(self.converged), on_step=False, on_epoch=True)
         return None
 
     def configure_optimizers(self):
@@ -338,7 +365,9 @@ class MLPHead(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return F.cross_entropy(self(x), y)
+        loss = F.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -410,6 +439,8 @@ class LayerMixHead(pl.LightningModule):
             return loss
 
         loss, self.n_iter = _lbfgs_step(opt, closure)
+        self.log("loss", loss, on_step=False, on_epoch=True)
+        self.log("lbfgs_iterations", float(self.n_iter), on_step=False, on_epoch=True)
         return loss
 
     def configure_optimizers(self):
@@ -485,6 +516,11 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         standardize: z-score features inside the head (``linear``; the others always do).
         accelerator: Lightning accelerator; heads are small, so ``"cpu"`` by default.
         random_state: seed of the fit (initialisation, minibatches, dropout, validation split).
+        trainer_kwargs: extra arguments for the Lightning ``Trainer`` that fits the head, e.g.
+            ``{"logger": CSVLogger("logs"), "enable_checkpointing": True, "enable_progress_bar":
+            True, "default_root_dir": "runs"}``. Without them a fit writes nothing and shows no
+            progress bar. The heads log ``train_loss``/``val_loss`` (mlp), ``loss`` (layer_mix)
+            and ``lbfgs_iterations`` (linear, layer_mix).
 
     Examples:
         >>> import numpy as np
@@ -514,6 +550,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         standardize: bool = True,
         accelerator: str = "cpu",
         random_state: int | None = 0,
+        trainer_kwargs: dict | None = None,
     ) -> None:
         self.kind = kind
         self.C = C
@@ -530,6 +567,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         self.standardize = standardize
         self.accelerator = accelerator
         self.random_state = random_state
+        self.trainer_kwargs = trainer_kwargs
 
     def _check_params(self) -> None:
         if self.kind not in HEADS:
@@ -544,6 +582,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
             if not 0 < self.validation_fraction < 1:
                 raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        _check_trainer_kwargs(self.trainer_kwargs)
 
     @property
     def _seed(self) -> int:
@@ -564,10 +603,10 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         with _isolated_seed(self._seed), _quiet():
             if self.kind == "linear":
                 self.module_ = _fit_linear(X[None], y_idx, len(self.classes_), self.C, self.max_iter, self.tol,
-                                           self.standardize, self.accelerator)
+                                           self.standardize, self.accelerator, trainer_kwargs=self.trainer_kwargs)
             elif self.kind == "layer_mix":
                 self.module_ = _fit_layer_mix(X, y_idx, len(self.classes_), self.C, self.max_iter, self.tol,
-                                              self.accelerator)
+                                              self.accelerator, self.trainer_kwargs)
                 self.layer_weights_ = self.module_.layer_weights().detach().cpu().numpy()
             else:
                 self.module_ = self._fit_mlp(X, y_idx)
@@ -606,7 +645,8 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
                 torch.utils.data.TensorDataset(torch.from_numpy(X[val_idx]), torch.from_numpy(y_idx[val_idx])),
                 batch_size=1024,
             )
-        trainer = _trainer(int(self.max_epochs), self.accelerator, callbacks, validate=can_validate)
+        trainer = _trainer(int(self.max_epochs), self.accelerator, callbacks, validate=can_validate,
+                           trainer_kwargs=self.trainer_kwargs)
         trainer.fit(module, train, val)
         if module.best_state is not None:
             module.net.load_state_dict(module.best_state)
@@ -645,14 +685,15 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _fit_linear(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_iter: int, tol: float,
-                standardize: bool, accelerator: str, groups: np.ndarray | None = None) -> LinearHead:
+                standardize: bool, accelerator: str, groups: np.ndarray | None = None,
+                trainer_kwargs: dict | None = None) -> LinearHead:
     """Fit linear heads on ``X`` ``(L, n, d)`` sharing the labels; ``groups`` ``(G, n)`` 0/1 fit masks."""
     n_groups = 1 if groups is None else groups.shape[0]
     module = LinearHead(X.shape[2], n_classes, X.shape[0], n_groups, C, max_iter, tol, standardize)
     x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
     g = torch.zeros(0) if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.float32))
     module.fit_scaler(x, g if groups is not None else None)
-    _trainer(1, accelerator).fit(module, _full_batch_loader(x, y, g))
+    _trainer(1, accelerator, trainer_kwargs=trainer_kwargs).fit(module, _full_batch_loader(x, y, g))
     if module.at_limit:  # as scikit-learn's lbfgs says it
         total = module.iterations.size
         what = "the linear head" if total == 1 else f"{module.at_limit} of {total} linear heads"
@@ -662,11 +703,11 @@ def _fit_linear(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_
 
 
 def _fit_layer_mix(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_iter: int, tol: float,
-                   accelerator: str) -> LayerMixHead:
+                   accelerator: str, trainer_kwargs: dict | None = None) -> LayerMixHead:
     module = LayerMixHead(X.shape[1], X.shape[2], n_classes, C, max_iter, tol)
     x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
     module.fit_scaler(x)
-    _trainer(1, accelerator).fit(module, _full_batch_loader(x, y))
+    _trainer(1, accelerator, trainer_kwargs=trainer_kwargs).fit(module, _full_batch_loader(x, y))
     return module.cpu().eval()
 
 

@@ -200,7 +200,8 @@ class TiViTClassifier(BaseClassifier):
         pool: token pooling (``mean``, ``mean_patch``, ``cls``, ``mean+cls``); None: the preset's.
         head: ``"linear"`` or ``"mlp"``; None: the preset's. ``head_params`` go to
             :class:`tivit.heads.HeadClassifier`.
-        head_params: head parameters (``{"C": 0.1}``).
+        head_params: head parameters (``{"C": 0.1}``; ``{"trainer_kwargs": {"logger": ...}}`` lets
+            the head's Lightning Trainer log, which it does not by default).
         preset: ``"default"`` or ``"paper"`` (:mod:`tivit.presets`).
         normalize: L2-normalise each sample's embedding; None: the preset's.
         missing: ``"interpolate"`` or ``"error"`` for NaN inside a series; None: the preset's.
@@ -363,7 +364,8 @@ class TiViTClassifier(BaseClassifier):
         self.fuse_, self.block_scaler_ = None, None
         if mode == "mix":
             self.head_ = HeadClassifier("layer_mix", random_state=recipe.seed,
-                                        **{k: v for k, v in params.items() if k in ("C", "max_iter", "tol")})
+                                        **{k: v for k, v in params.items()
+                                           if k in ("C", "max_iter", "tol", "trainer_kwargs")})
             with single_threaded():
                 self.head_.fit(values, y_fit)
             return self
