@@ -103,6 +103,13 @@ def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
     return _vector_pow((z - low) / (high - low + cfg.eps), cfg.gamma)
 
 
+def _quantized(t: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
+    """The 8-bit levels of pixel values when the config asks for them (``floor(255 t) / 255``)."""
+    import torch
+
+    return torch.floor(t * 255) / 255 if cfg.quantize else t
+
+
 def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tensor":
     """Batched: ``(g, T)`` float32 series of one length -> ``(g, size, size)`` float32.
 
@@ -116,17 +123,12 @@ def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tenso
     v = _scaled_torch(x, cfg)
     parts = _gather_parts(x.shape[1], cfg, size)
     if parts is not None:  # nearest: every pixel is a series value (quantising commutes with picking)
-        if cfg.quantize:
-            v = torch.floor(v * 255) / 255
         image = _alloc.empty((len(v), size, size), dtype=torch.float32, device=x.device)
-        _nearest_into(v, None, None, cfg, *parts, image.view(-1, size))
+        _nearest_into(_quantized(v, cfg), None, None, cfg, *parts, image.view(-1, size))
         return image
     idx = index_map(x.shape[1], cfg)
     stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
-    image = resize_torch(stacked, size, cfg.resize)
-    if cfg.quantize:
-        image = torch.floor(image * 255) / 255
-    return image
+    return _quantized(resize_torch(stacked, size, cfg.resize), cfg)
 
 
 def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "torch.Tensor", std: "torch.Tensor",
@@ -137,15 +139,10 @@ def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "to
     and gathered straight into ``out`` (same numbers as normalising the image). Returns False (and
     writes nothing) when the resize averages, where the caller takes the general path.
     """
-    import torch
-
     parts = _gather_parts(x.shape[1], cfg, size)
     if parts is None:
         return False
-    v = _scaled_torch(x, cfg)
-    if cfg.quantize:
-        v = torch.floor(v * 255) / 255
-    _nearest_into(v, mean, std, cfg, *parts, out.view(-1, size))
+    _nearest_into(_quantized(_scaled_torch(x, cfg), cfg), mean, std, cfg, *parts, out.view(-1, size))
     return True
 
 
