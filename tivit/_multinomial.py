@@ -418,7 +418,7 @@ def solve(problems: Problems, max_iter: int, tol: float) -> tuple[torch.Tensor, 
         fresh = ~history.valid.any(1)  # steepest descent: a first step of unit length, as scipy
         t0 = np.where(fresh, 1.0 / np.sqrt(_dot(g, g)), 1.0) if fresh.any() else np.ones(len(df0))
 
-        W, DW = theta[:, : size - problems.outputs], D[:, : size - problems.outputs]
+        W, DW = (_split(v, d)[0].reshape(len(v), -1) for v in (theta, D))
         ww, wd, dd = _dot(W, W), _dot(W, DW), _dot(DW, DW)
         u = _logits_of(problems, act, D)
         step = _line_search(problems, act, logits, u, f + 0.5 * act.lam * ww, df0, ww, wd, dd, t0)

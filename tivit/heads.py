@@ -127,7 +127,7 @@ def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, v
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validate else 0,
     )
-    extra = _check_trainer_kwargs(trainer_kwargs)
+    extra = dict(trainer_kwargs or {})  # checked by the caller (HeadClassifier._check_params)
     settings["callbacks"] += list(extra.pop("callbacks", None) or [])
     settings.update(extra)
     return pl.Trainer(**settings)
@@ -232,9 +232,7 @@ class LinearHead(pl.LightningModule):
         self.register_buffer("scale", torch.ones(n_groups, n_layers, n_features))
         self.grouped = False  # True once per-group statistics are fitted (mean/scale then matter)
         self.iterations = np.zeros((n_groups, n_layers), dtype=np.int64)  # L-BFGS iterations per problem
-        self.n_iter = 0  # iterations of the slowest problem
-        self.converged = False  # every problem met tol within max_iter
-        self.at_limit = 0  # problems stopped by max_iter
+        self.met_tol = np.zeros((n_groups, n_layers), dtype=bool)  # the gradient met tol
 
     def fit_scaler(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """Fit the standardisation of each problem on its own samples (``groups`` ``(G, n)``)."""
@@ -295,8 +293,8 @@ class LinearHead(pl.LightningModule):
             count, weight = np.full(G, float(n)), None
         else:
             g64 = groups.double()
-            count = g64.sum(1).cpu().numpy()
-            weight = (g64 / g64.sum(1, keepdim=True)).repeat_interleave(L, dim=0)
+            sums = g64.sum(1, keepdim=True)
+            count, weight = sums[:, 0].cpu().numpy(), (g64 / sums).repeat_interleave(L, dim=0)
         lam = np.repeat(1.0 / (self.C * count), L)
         mean = scale = None
         if self.grouped:
@@ -312,10 +310,7 @@ class LinearHead(pl.LightningModule):
         with torch.no_grad():
             self.weight.copy_(theta[:, : d * k].reshape(G, L, d, k))
             self.bias.copy_(theta[:, d * k :].reshape(G, L, k))
-        self.iterations = n_iter.reshape(G, L)
-        self.n_iter = int(n_iter.max())
-        self.converged = bool(converged.all())
-        self.at_limit = int(((n_iter >= self.max_iter) & ~converged).sum())
+        self.iterations, self.met_tol = n_iter.reshape(G, L), converged.reshape(G, L)
         # one step per fit: logged per epoch, so that a logger asked for receives it (none by default)
         self.log("lbfgs_iterations", float(self.n_iter), on_step=False, on_epoch=True)
         self.log("converged", float(self.converged), on_step=False, on_epoch=True)
@@ -323,6 +318,21 @@ class LinearHead(pl.LightningModule):
 
     def configure_optimizers(self):
         return None  # the solver is the module's own: a per-problem L-BFGS (tivit._multinomial)
+
+    @property
+    def n_iter(self) -> int:
+        """Iterations of the slowest problem."""
+        return int(self.iterations.max())
+
+    @property
+    def converged(self) -> bool:
+        """Every problem met tol within max_iter."""
+        return bool(self.met_tol.all())
+
+    @property
+    def at_limit(self) -> int:
+        """Problems that max_iter stopped before tol."""
+        return int(((self.iterations >= self.max_iter) & ~self.met_tol).sum())
 
 
 class MLPHead(pl.LightningModule):
