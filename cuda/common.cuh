@@ -9,24 +9,17 @@
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (total); \
        i += (long long)blockDim.x * gridDim.x)
 
-// numpy's / torch's linear quantile of a sorted row of n values (float arithmetic, as torch on float32).
-__device__ __forceinline__ float sorted_quantile(const float* sorted, int n, float q) {
-  float pos = q * (float)(n - 1);
-  int lo = (int)floorf(pos);
-  int hi = lo + 1 < n ? lo + 1 : n - 1;
-  float t = pos - (float)lo;
-  float a = sorted[lo], b = sorted[hi], d = b - a;
-  return t >= 0.5f ? b - d * (1.0f - t) : a + d * t;
-}
-
-// The same in double (pyts computes its bin edges in float64).
-__device__ __forceinline__ double sorted_quantile_f64(const float* sorted, int n, double q) {
-  double pos = q * (double)(n - 1);
+// numpy's / torch's linear quantile of a sorted float64 row of n values, computed in Real: double as
+// numpy on float64 (the reference, pyts's bin edges), or float as torch on float32 (the published
+// TiViT code), the values then rounded to float first, as torch's .float() does.
+template <typename Real>
+__device__ __forceinline__ Real sorted_quantile(const double* sorted, int n, Real q) {
+  Real pos = q * (Real)(n - 1);
   int lo = (int)floor(pos);
   int hi = lo + 1 < n ? lo + 1 : n - 1;
-  double t = pos - (double)lo;
-  double a = sorted[lo], b = sorted[hi], d = b - a;
-  return t >= 0.5 ? b - d * (1.0 - t) : a + d * t;
+  Real t = pos - (Real)lo;
+  Real a = (Real)sorted[lo], b = (Real)sorted[hi], d = b - a;
+  return t >= (Real)0.5 ? b - d * ((Real)1 - t) : a + d * t;
 }
 
 __device__ __forceinline__ float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }

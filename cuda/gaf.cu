@@ -3,7 +3,7 @@
 // (one thread per series); gaf_image: one thread per output pixel, (G + 1) / 2.
 #include "common.cuh"
 
-extern "C" __global__ void gaf_paa(const float* x, int length, long long n_series, const int* start,
+extern "C" __global__ void gaf_paa(const double* x, int length, long long n_series, const int* start,
                                    const int* end, int m, double* paa) {
   GRID_STRIDE(k, n_series * m) {
     long long b = k / m;

@@ -1,9 +1,10 @@
 // Line plots (renderers/_lineplot.py has the geometry). One thread per output pixel: the distance
 // from the pixel centre to the few segments that can reach its column, then 1 - coverage.
+// The series is scaled in double (as the reference); the pixel geometry is float, as the torch backend's.
 #include "common.cuh"
 
-__device__ __forceinline__ float point_row(const float* xs, int t, double low, double span, float margin, int size) {
-  double y = span > 0.0 ? margin + (1.0 - 2.0 * margin) * ((double)xs[t] - low) / span : 0.5;
+__device__ __forceinline__ float point_row(const double* xs, int t, double low, double span, double margin, int size) {
+  double y = span > 0.0 ? margin + (1.0 - 2.0 * margin) * (xs[t] - low) / span : 0.5;
   return (float)((1.0 - y) * (size - 1));
 }
 
@@ -11,13 +12,13 @@ __device__ __forceinline__ float point_col(int t, int length, int size) {
   return length > 1 ? (float)(t * ((double)(size - 1) / (double)(length - 1))) : (float)((size - 1) / 2.0);
 }
 
-extern "C" __global__ void lineplot_image(const float* x, int length, long long n_series, const double* low,
-                                          const double* high, float margin, float reach, const int* first,
+extern "C" __global__ void lineplot_image(const double* x, int length, long long n_series, const double* low,
+                                          const double* high, double margin, float reach, const int* first,
                                           const int* last, int size, const long long* out_rows, float* out,
                                           int channels, const float* mean, const float* stdev) {
   GRID_STRIDE(k, n_series * size * size) {
     PIXEL_INDEX(k, size, b, i, j);
-    const float* xs = x + b * length;
+    const double* xs = x + b * length;
     double lo = low[b], span = high[b] - low[b];
     float px = (float)j, py = (float)i;
     float best;

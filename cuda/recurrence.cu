@@ -4,18 +4,18 @@
 // D < limit (mode 1).
 #include "common.cuh"
 
-__device__ __forceinline__ double trajectory_distance(const float* xs, int a, int c, int dimension, int delay) {
-  if (dimension == 1) return fabs((double)xs[a] - (double)xs[c]);
+__device__ __forceinline__ double trajectory_distance(const double* xs, int a, int c, int dimension, int delay) {
+  if (dimension == 1) return fabs(xs[a] - xs[c]);
   double total = 0.0;
   for (int d = 0; d < dimension; ++d) {
-    double diff = (double)xs[a + d * delay] - (double)xs[c + d * delay];
+    double diff = xs[a + d * delay] - xs[c + d * delay];
     total += diff * diff;
   }
   return sqrt(total);
 }
 
 // top[b] holds the bits of a non-negative double, which order like the doubles themselves.
-extern "C" __global__ void recurrence_max(const float* x, int length, long long n_series, int n_traj,
+extern "C" __global__ void recurrence_max(const double* x, int length, long long n_series, int n_traj,
                                           int dimension, int delay, unsigned long long* top) {
   GRID_STRIDE(k, n_series * n_traj * n_traj) {
     long long b = k / ((long long)n_traj * n_traj);
@@ -25,7 +25,7 @@ extern "C" __global__ void recurrence_max(const float* x, int length, long long 
   }
 }
 
-extern "C" __global__ void recurrence_distances(const float* x, int length, long long n_series, int n_traj,
+extern "C" __global__ void recurrence_distances(const double* x, int length, long long n_series, int n_traj,
                                                 int dimension, int delay, double* dist) {
   GRID_STRIDE(k, n_series * n_traj * n_traj) {
     long long b = k / ((long long)n_traj * n_traj);
@@ -34,14 +34,14 @@ extern "C" __global__ void recurrence_distances(const float* x, int length, long
   }
 }
 
-extern "C" __global__ void recurrence_image(const float* x, int length, long long n_series, int n_traj,
+extern "C" __global__ void recurrence_image(const double* x, int length, long long n_series, int n_traj,
                                             int dimension, int delay, const double* limit, int mode,
                                             const int* start, const int* end, int size,
                                             const long long* out_rows, float* out, int channels,
                                             const float* mean, const float* stdev) {
   GRID_STRIDE(k, n_series * size * size) {
     PIXEL_INDEX(k, size, b, i, j);
-    const float* xs = x + b * length;
+    const double* xs = x + b * length;
     double lim = limit[b];
     double total = 0.0;
     for (int a = start[i]; a < end[i]; ++a) {

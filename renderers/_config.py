@@ -26,6 +26,15 @@ class _Config:
         """JSON-able parameters plus the method name (keys the embedding cache)."""
         return {"method": self.method, **asdict(self)}
 
+    def _coerce(self, ints: tuple[str, ...] = (), floats: tuple[str, ...] = (), flags: tuple[str, ...] = ()) -> None:
+        """Store checked numbers as plain ``int`` / ``float`` / ``bool``: ``segment=16.0`` or a NumPy
+        scalar then builds the same config, the same cache key and JSON as ``segment=16``."""
+        for kinds, names in ((int, ints), (float, floats), (bool, flags)):
+            for name in names:
+                value = getattr(self, name)
+                if value is not None:
+                    object.__setattr__(self, name, kinds(value))
+
 
 @dataclass(frozen=True)
 class TiViTConfig(_Config):
@@ -68,6 +77,7 @@ class TiViTConfig(_Config):
         if self.median not in ("lower", "mid"):
             raise ValueError(f"median must be 'lower' or 'mid', got {self.median!r}")
         _check_resize(self.resize)
+        self._coerce(ints=("segment",), floats=("stride", "gamma", "eps"), flags=("quantize",))
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class MTFConfig(_Config):
         if isinstance(self.n_bins, bool) or int(self.n_bins) != self.n_bins or self.n_bins < 2:
             raise ValueError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
         _check_resize(self.resize)
+        self._coerce(ints=("n_bins",))
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,8 @@ class RecurrenceConfig(_Config):
         if not 0 <= float(self.percentage) <= 100:
             raise ValueError(f"percentage must be within [0, 100], got {self.percentage!r}")
         _check_resize(self.resize)
+        numeric = t is not None and t not in ("point", "distance")
+        self._coerce(ints=("dimension", "time_delay"), floats=("percentage",) + (("threshold",) if numeric else ()))
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,7 @@ class LinePlotConfig(_Config):
             raise ValueError(f"line_width must be > 0, got {self.line_width!r}")
         if not 0 <= float(self.margin) < 0.5:
             raise ValueError(f"margin must be within [0, 0.5), got {self.margin!r}")
+        self._coerce(floats=("line_width", "margin"))
 
 
 Config = Union[TiViTConfig, GAFConfig, MTFConfig, RecurrenceConfig, LinePlotConfig]
@@ -229,7 +243,7 @@ def make_config(method: Union[str, Config], preset: Optional[str] = None, **para
         raise ValueError(f"unknown preset {preset!r} for method {method!r}; presets: {known}")
     base = dict(presets.get(preset or "default", {}))
     allowed = {f.name for f in fields(cls)} - set(fixed)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
+    unknown = sorted(k for k in params if k not in allowed and not (k in fixed and params[k] == fixed[k]))
+    if unknown:  # a fixed field given as the name fixes it (``to_dict`` of gadf: kind='difference') is fine
         raise TypeError(f"{method} has no parameter(s) {unknown}; its parameters: {sorted(allowed)}")
     return cls(**{**base, **params, **fixed})

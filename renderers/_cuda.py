@@ -9,7 +9,11 @@ same code drives
   and called through ctypes once per emulated (block, thread), with NumPy arrays.
 
 Kernels write the final, normalised pixels straight into the output (``store_pixel``), so the
-encoder-input form costs no extra pass when the output is float32.
+encoder-input form costs no extra pass when the output is float32. They read the series as float64
+and do the per-series arithmetic (PAA, scaling, bin edges, distances and thresholds, line heights)
+in double, as the NumPy reference does: in float32 a series far from zero loses the digits the image
+shows, and finite values beyond float32's range overflow. Only the TiViT recipe with the published
+lower median computes in float32, as the published code does, for its exact pixels.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 from renderers import _lineplot, _recurrence, _tivit
 from renderers._config import Config
 from renderers._resize import bounds
-from renderers._series import groups, own_lengths
+from renderers._series import SeriesError, groups, own_lengths
 
 KERNEL_FILES = {
     "tivit": "tivit.cu", "gasf": "gaf.cu", "gadf": "gaf.cu", "mtf": "mtf.cu",
@@ -158,7 +162,9 @@ def _render_rows(xp, launch: Callable, x, lengths: np.ndarray, cfg: Config, size
     """Render every row of ``x`` into ``out[row_offset + row]`` (rows of equal length together)."""
     channels = np.int32(out.shape[1])
     for length, rows in groups(lengths):
-        xg = xp.ascontiguousarray(x[xp.asarray(rows), :length], dtype=xp.float32)
+        # float64, as the NumPy reference: float32 would lose the digits of a series far from zero,
+        # and overflow on finite float64 values beyond its range
+        xg = xp.ascontiguousarray(x[xp.asarray(rows), :length], dtype=xp.float64)
         out_rows = xp.asarray(rows.astype(np.int64) + row_offset)
         epilogue = (out_rows, out, channels, mean, stdev)
         _METHOD_KERNELS[cfg.method](xp, launch, xg, length, cfg, size, epilogue)
@@ -168,17 +174,28 @@ def _i32(xp, values: np.ndarray):
     return xp.asarray(np.ascontiguousarray(values, dtype=np.int32))
 
 
+def _fits_float32(xp, x) -> bool:
+    """Whether every value stays finite in float32 (the published TiViT recipe computes in it)."""
+    with np.errstate(over="ignore"):  # numpy warns on the cast that overflows; cupy does not
+        return bool(xp.isfinite(x.astype(xp.float32)).all())
+
+
 def _tivit_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     idx = _tivit.index_map(length, cfg)
     h, w = idx.shape
     rs, re_ = bounds(h, size, cfg.resize)
     cs, ce = bounds(w, size, cfg.resize)
+    if cfg.median == "lower" and not _fits_float32(xp, xg):
+        raise SeriesError(
+            "series values exceed float32's range, in which the published recipe (median='lower', the "
+            "'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
+        )
     sorted_rows = xp.sort(xg, axis=1)
     n = np.int64(xg.shape[0])
     launch("tivit_image", int(n) * size * size, (
         xg, sorted_rows, np.int32(length), n, _i32(xp, idx), np.int32(w),
         _i32(xp, rs), _i32(xp, re_), _i32(xp, cs), _i32(xp, ce), np.int32(size),
-        np.float32(cfg.eps), np.float32(cfg.gamma), np.int32(cfg.median == "lower"), np.int32(cfg.quantize),
+        np.float64(cfg.eps), np.float32(cfg.gamma), np.int32(cfg.median == "lower"), np.int32(cfg.quantize),
         *epilogue,
     ))
 
@@ -240,12 +257,11 @@ def _recurrence_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
 
 def _lineplot_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     n = np.int64(xg.shape[0])
-    low = xp.ascontiguousarray(xg.min(axis=1), dtype=xp.float64)
-    high = xp.ascontiguousarray(xg.max(axis=1), dtype=xp.float64)
+    low, high = xp.ascontiguousarray(xg.min(axis=1)), xp.ascontiguousarray(xg.max(axis=1))
     reach = cfg.line_width / 2 + 0.5
     first, last = _lineplot.segment_range(length, size, reach)
     launch("lineplot_image", int(n) * size * size, (
-        xg, np.int32(length), n, low, high, np.float32(cfg.margin), np.float32(reach),
+        xg, np.int32(length), n, low, high, np.float64(cfg.margin), np.float32(reach),
         _i32(xp, first), _i32(xp, last), np.int32(size), *epilogue,
     ))
 
@@ -307,11 +323,16 @@ def _as_cupy(series: Any):
 
     kind = array_kind(series)
     if kind == "torch":
-        x = cupy.from_dlpack(series.detach().float().cuda().contiguous())
+        import torch
+
+        t = series.detach()
+        if t.dtype not in (torch.float32, torch.float64):  # the kernels read float64 (_render_rows)
+            t = t.double()
+        x = cupy.from_dlpack(t.cuda().contiguous())
     else:
         x = cupy.asarray(series)
     if x.dtype.kind != "f":
-        x = x.astype(cupy.float32)
+        x = x.astype(cupy.float64)
     return check_shape(x)
 
 

@@ -76,19 +76,22 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
     n = n_trajectories(x.shape[1], cfg)
     tau = cfg.time_delay
     if cfg.threshold is None and cfg.dimension == 1:
-        # D / max D with max D = max x - min x: scale the series once, then one difference per pixel
-        x = x.float()
+        # D / max D with max D = max x - min x: scale the series once (float64, as the reference:
+        # float32 would lose the digits of a series far from zero), then one difference per pixel
+        x = x.double()
         low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
         span = high - low
-        y = (x - low) / torch.where(span > 0, span, torch.ones_like(span))
+        y = ((x - low) / torch.where(span > 0, span, torch.ones_like(span))).float()
         if n != size:
-            return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize)
+            return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize).clamp_(0, 1)
         # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
         image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
         for chunk, column, row in _alloc.cache_chunks(image, y[:, :, None], y[:, None, :]):
             torch.sub(column, row, out=chunk).abs_()
         return image
-    x = x.double() if cfg.threshold is not None else x.float()
+    x = x.double()
+    if cfg.threshold is None:  # distances relative to the largest: float32 once the offset is gone
+        x = (x - x.amin(dim=1, keepdim=True)).float()
     if cfg.dimension == 1:
         dist = torch.sub(x[:, :, None], x[:, None, :]).abs_()
     else:
@@ -108,4 +111,5 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
         else:
             limit = cfg.threshold
         image = (dist < limit).float()
-    return image if n == size else resize_torch(image.float(), size, cfg.resize)
+    # a shrink averages blocks with float32 weights fl(1/k): a block of ones can sum to 1 + 1 ulp
+    return image if n == size else resize_torch(image.float(), size, cfg.resize).clamp_(0, 1)

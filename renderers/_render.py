@@ -7,6 +7,7 @@ that no full-size float64 (or even float32) copy of all images ever exists.
 
 from __future__ import annotations
 
+import warnings
 from types import ModuleType
 from typing import Any, Optional, Sequence
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from renderers import _alloc, _gaf, _lineplot, _mtf, _recurrence, _tivit
 from renderers._config import Config, make_config
-from renderers._series import array_kind, as_rows_numpy, check_shape, groups, own_lengths
+from renderers._series import SeriesError, array_kind, as_rows_numpy, check_shape, groups, own_lengths
 
 BACKENDS = ("auto", "numpy", "torch", "cupy")
 _FAMILIES: dict[str, ModuleType] = {
@@ -52,8 +53,11 @@ def resolve_backend(backend: str, series: Any = None, device: Any = None) -> str
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    kind = array_kind(series)
-    on_gpu = kind == "cupy" or (kind == "torch" and series.is_cuda) or str(device or "").startswith("cuda")
+    if device is not None:  # the encoder input's device decides: the cupy kernels write on a GPU only
+        on_gpu = str(device).startswith("cuda")
+    else:
+        kind = array_kind(series)
+        on_gpu = kind == "cupy" or (kind == "torch" and series.is_cuda)
     return "cupy" if on_gpu and _cupy_usable() else "torch"
 
 
@@ -65,11 +69,7 @@ def _chunk_rows(length: int, size: int, cfg: Config) -> int:
 
 
 def _render_numpy(series: Any, cfg: Config, size: int) -> np.ndarray:
-    if array_kind(series) == "torch":
-        series = series.detach().cpu().numpy()
-    elif array_kind(series) == "cupy":
-        series = series.get()
-    x = as_rows_numpy(series)
+    x = as_rows_numpy(_to_host(series))
     lengths = own_lengths(x)
     family = _FAMILIES[cfg.method]
     out = np.empty((len(x), 1, size, size), dtype=np.float32)
@@ -87,7 +87,12 @@ def _as_torch(series: Any, device: Any = None):
     elif kind == "torch":
         x = series.detach()
     else:
-        x = torch.from_numpy(as_rows_numpy(series))
+        x = np.ascontiguousarray(as_rows_numpy(series))  # torch takes no negative strides (a reversed view)
+        with warnings.catch_warnings():  # a read-only array is fine: the renderers never write to the series
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.from_numpy(x)
+    if x.is_complex():
+        raise SeriesError(f"series must be real, got dtype {x.dtype}")
     if x.ndim == 1:
         x = x[None, :]
     if not torch.is_floating_point(x):
@@ -185,8 +190,10 @@ def render_for_encoder(
         mean: per-channel mean (3 values; 1 value is repeated).
         std: per-channel standard deviation.
         dtype: output dtype (torch dtype; default float32, or ``out``'s).
-        device: output device (default: ``out``'s, else the series', else CPU).
-        out: an ``(n, 3, size, size)`` torch tensor to fill (it is returned).
+        device: output device (default: ``out``'s, else the series', else CPU). It decides
+            ``auto``: the cupy kernels for a CUDA device (when CuPy works), torch otherwise.
+        out: an ``(n, 3, size, size)`` floating-point torch tensor to fill (it is returned); a
+            ``dtype`` or ``device`` given with it must be its own.
         backend: as in :func:`render`; ``numpy`` renders with the reference and copies over.
         batch_size: series per batch (default 256).
         preset: named parameter set of the method.
@@ -207,6 +214,7 @@ def render_for_encoder(
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if out is not None:
+        _check_out(out, dtype, device)
         device, dtype = out.device, out.dtype
     elif device is None:
         kind = array_kind(series)
@@ -218,6 +226,9 @@ def render_for_encoder(
     if chosen == "cupy":
         from renderers import _cuda
 
+        if device.type != "cuda":
+            raise ValueError(f"backend='cupy' writes the encoder input on a CUDA device, not {device}; "
+                             "use backend='torch' (or 'auto') for another device")
         return _cuda.render_for_encoder(series, cfg, size, mean3, std3, dtype, device, out, int(batch_size))
     x = check_shape(_as_torch(series) if chosen == "torch" else as_rows_numpy(_to_host(series)))
     n = x.shape[0]
@@ -246,10 +257,27 @@ def render_for_encoder(
     return out
 
 
+def _check_out(out: Any, dtype: Any, device: Any) -> None:
+    """``out`` decides dtype and device: a floating tensor, and no other dtype or device asked for."""
+    import torch
+
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise ValueError(f"out must be a floating-point torch tensor, got {getattr(out, 'dtype', type(out))}")
+    if dtype is not None and dtype != out.dtype:
+        raise ValueError(f"dtype={dtype} conflicts with out's dtype {out.dtype}; give one of them")
+    want = None if device is None else torch.device(device)
+    if want is not None and (want.type != out.device.type or want.index not in (None, out.device.index)):
+        raise ValueError(f"device={device} conflicts with out's device {out.device}; give one of them")
+
+
 def _to_host(series: Any) -> Any:
+    """The series as a host array NumPy understands (bfloat16, which it lacks, as float32: exact)."""
     kind = array_kind(series)
     if kind == "torch":
-        return series.detach().cpu().numpy()
+        import torch
+
+        x = series.detach().cpu()
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if kind == "cupy":
         return series.get()
     return series

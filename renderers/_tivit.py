@@ -25,6 +25,7 @@ import numpy as np
 from renderers import _alloc
 from renderers._config import TiViTConfig
 from renderers._resize import bounds, is_gather, pick_columns_into, resize_numpy, resize_torch
+from renderers._series import SeriesError
 
 if TYPE_CHECKING:
     import torch
@@ -89,18 +90,32 @@ def numpy_image(x: np.ndarray, cfg: TiViTConfig, size: int) -> np.ndarray:
 
 
 def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
-    """``(g, T)`` series -> their pixel values: robust scaling, min-max, gamma (float32)."""
+    """``(g, T)`` series -> their pixel values: robust scaling, min-max, gamma (float32 result).
+
+    With the published lower median (the ``paper`` preset) every step is the published code's
+    float32 operation, for its exact pixels; otherwise the scaling runs in float64, as the NumPy
+    reference does, so that a series far from zero keeps its digits.
+    """
     import torch
 
-    x = x.float()
-    if cfg.median == "lower":
+    published = cfg.median == "lower"
+    if published:
+        x32 = x.float()
+        if x.dtype == torch.float64 and not bool(torch.isfinite(x32).all()):
+            raise SeriesError(
+                "series values exceed float32's range, in which the published recipe (median='lower', "
+                "the 'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
+            )
+        x = x32
         median = x.median(dim=1, keepdim=True).values
     else:
+        x = x.double()
         median = torch.quantile(x, 0.5, dim=1, keepdim=True)
     q75, q25 = torch.quantile(x, torch.tensor([0.75, 0.25], device=x.device, dtype=x.dtype), dim=1, keepdim=True)
     z = (x - median) / ((q75 - q25) + cfg.eps)
     low, high = z.amin(dim=1, keepdim=True), z.amax(dim=1, keepdim=True)
-    return _vector_pow((z - low) / (high - low + cfg.eps), cfg.gamma)
+    scaled = (z - low) / (high - low + cfg.eps)
+    return _vector_pow(scaled if published else scaled.float(), cfg.gamma)
 
 
 def _quantized(t: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
@@ -111,7 +126,7 @@ def _quantized(t: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
 
 
 def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tensor":
-    """Batched: ``(g, T)`` float32 series of one length -> ``(g, size, size)`` float32.
+    """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32.
 
     The float32 operations are those of the published code, in its order, so that the ``paper``
     preset reproduces its pixels bit for bit (on the CPU, torch's vectorised ``pow`` and its scalar

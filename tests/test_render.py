@@ -69,6 +69,28 @@ def test_make_config_presets_overrides_and_dicts():
     assert renderers.make_config("gadf").to_dict() != renderers.make_config("gasf").to_dict()
     with pytest.raises(Exception):
         paper.stride = 0.5  # frozen
+    for method in renderers.METHODS:  # to_dict round-trips through make_config (gadf: its kind included)
+        cfg = renderers.make_config(method)
+        assert renderers.make_config(**cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("method, given, plain", [
+    ("tivit", dict(segment=16.0, stride=np.float32(0.5), quantize=np.bool_(True)), dict(segment=16, stride=0.5, quantize=True)),
+    ("tivit", dict(segment=np.int64(16)), dict(segment=16)),
+    ("mtf", dict(n_bins=8.0), dict(n_bins=8)),
+    ("recurrence", dict(dimension=2.0, time_delay=np.int32(1), threshold=np.float64(0.5)), dict(dimension=2, threshold=0.5)),
+    ("lineplot", dict(line_width=np.float32(3), margin=0), dict(line_width=3.0, margin=0.0)),
+])
+def test_numbers_of_any_type_make_the_plain_config(method, given, plain):
+    """``segment=16.0`` or a NumPy scalar: the same config, cache key (JSON) and images as plain numbers."""
+    cfg, ref = renderers.make_config(method, **given), renderers.make_config(method, **plain)
+    assert cfg == ref and hash(cfg) == hash(ref)
+    assert json.dumps(cfg.to_dict()) == json.dumps(ref.to_dict())
+    assert all(type(getattr(cfg, k)) is type(getattr(ref, k)) for k in given)
+    X = _random_walks(2, 60)
+    for backend in ("torch", "numpy"):  # torch first: a float index map must not poison its cache
+        np.testing.assert_array_equal(np.asarray(renderers.render(X, cfg, size=16, backend=backend)),
+                                      np.asarray(renderers.render(X, ref, size=16, backend=backend)))
 
 
 @pytest.mark.parametrize(
@@ -180,7 +202,7 @@ PYTS_CASES = [
     ("recurrence", {"threshold": "distance", "percentage": 30}, None), ("recurrence", {"threshold": 0.7}, None),
     ("recurrence", {"dimension": 3, "time_delay": 2}, None),
 ]
-SOURCES = ("random", "Coffee", "ECG200")
+SOURCES = ("random", "Coffee", "ECG200", "ECG200+1e4")
 
 # pyts compiles its numba kernels eagerly at import (about a minute here); its reference images are
 # made once, in a subprocess that runs the same pyts code with numba's JIT off (seconds).
@@ -212,6 +234,8 @@ def _pyts_inputs() -> dict[str, np.ndarray]:
         "random": _random_walks(5, 80, seed=3).astype(np.float64),
         "Coffee": _ucr("Coffee", 5)[:, ::3],  # 96 points keep the reference quick
         "ECG200": _ucr("ECG200", 5),
+        # far from zero: float32 arithmetic on float64 input would lose the digits pyts keeps
+        "ECG200+1e4": _ucr("ECG200", 5)[:, ::2] + 1e4,
     }
 
 
@@ -350,6 +374,61 @@ def test_bad_series_raise(X, match):
             renderers.render(X, "gasf", size=8, backend=backend)
 
 
+def test_input_forms_render_like_a_plain_array():
+    """Reversed views (negative strides), read-only arrays and bfloat16 tensors are taken as they are."""
+    import warnings
+
+    X = _random_walks(3, 50)
+    ref = renderers.render(np.ascontiguousarray(X[:, ::-1]), "gasf", size=16, backend="torch")
+    torch.testing.assert_close(renderers.render(X[:, ::-1], "gasf", size=16, backend="torch"), ref, rtol=0, atol=0)
+    fused = renderers.render_for_encoder(np.flip(X, 1), "gasf", 16, (0.5,), (0.25,))
+    torch.testing.assert_close(fused[:, :1], (ref - 0.5) / 0.25, rtol=0, atol=1e-6)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        renderers.render(frozen, "gasf", size=16, backend="torch")
+    half = torch.from_numpy(X).bfloat16()
+    np.testing.assert_allclose(renderers.render(half, "gasf", size=16, backend="numpy"),
+                               renderers.render(half.float(), "gasf", size=16, backend="torch").numpy(), atol=2e-5)
+
+
+def test_complex_series_raise_on_every_backend():
+    z = torch.complex(torch.ones(2, 8, dtype=torch.float64), torch.ones(2, 8, dtype=torch.float64))
+    for backend in ("numpy", "torch"):
+        with pytest.raises(renderers.SeriesError, match="real|numeric"):
+            renderers.render(z, "gasf", size=8, backend=backend)
+
+
+def test_values_beyond_float32_range():
+    """The published recipe computes in float32: a finite float64 value it cannot hold is an error
+    there, and the float64 paths render it."""
+    x = np.r_[np.zeros(10), 1e39, np.zeros(10)][None]
+    with pytest.raises(renderers.SeriesError, match="float32"):
+        renderers.render(x, "tivit", size=16, backend="torch", preset="paper")
+    for method in ("tivit", "gasf", "mtf", "recurrence", "lineplot"):
+        image = renderers.render(x, method, size=16, backend="torch")
+        assert torch.isfinite(image).all() and image.min() >= 0 and image.max() <= 1, method
+        np.testing.assert_allclose(image.numpy(), renderers.render(x, method, size=16, backend="numpy"), atol=2e-5)
+
+
+def test_tivit_default_keeps_the_digits_of_series_far_from_zero():
+    """The default preset scales in float64 like the reference (float32 drifted by 1e-3 here);
+    the paper preset keeps the published float32 arithmetic."""
+    X = _ucr("ECG200", 4) + 1e4
+    ref = renderers.render(X, "tivit", size=48, backend="numpy")
+    np.testing.assert_allclose(renderers.render(X, "tivit", size=48, backend="torch").numpy(), ref, atol=2e-5)
+
+
+@pytest.mark.parametrize("params", [dict(threshold=0.5), dict(threshold="point", percentage=100), {}])
+@pytest.mark.parametrize("size", [7, 13, 29])
+def test_recurrence_shrunk_stays_within_one(params, size):
+    """A block of ones averaged with float32 weights fl(1/k) can sum to 1 + 1 ulp; the image is clamped."""
+    for x in (np.zeros((1, 150)), _random_walks(2, 150)):
+        image = renderers.render(x, "recurrence", size=size, backend="torch", **params)
+        assert float(image.max()) <= 1 and float(image.min()) >= 0
+
+
 def test_recurrence_too_short_is_an_error():
     with pytest.raises(ValueError, match="too short"):
         renderers.render(np.arange(4.0), "recurrence", size=8, backend="torch", dimension=3, time_delay=2)
@@ -398,3 +477,27 @@ def test_render_for_encoder_normalises_repeats_and_fills_out():
         renderers.render_for_encoder(X, "tivit", 32, mean, std, out=torch.empty(6, 3, 16, 16))
     with pytest.raises(ValueError, match="std"):
         renderers.render_for_encoder(X, "tivit", 32, mean, (1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="floating-point"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, std, out=torch.empty(6, 3, 32, 32, dtype=torch.int32))
+    with pytest.raises(ValueError, match="conflicts with out's dtype"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, std, out=torch.empty(6, 3, 32, 32), dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="conflicts with out's device"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, std, out=torch.empty(6, 3, 32, 32), device="meta")
+    with pytest.raises(ValueError, match="CUDA device"):
+        renderers.render_for_encoder(X, "tivit", 32, mean, std, backend="cupy", device="cpu")
+
+
+def test_auto_backend_follows_the_encoder_input_device(monkeypatch):
+    """cupy's kernels write on a GPU: data on a GPU going to a CPU encoder input is rendered by torch."""
+    from renderers import _render
+
+    class FakeCupyArray:  # array_kind reads the module name
+        __module__ = "cupy._core.core"
+
+    monkeypatch.setattr(_render, "_cupy_usable", lambda: True)
+    on_gpu = FakeCupyArray()
+    assert _render.resolve_backend("auto", on_gpu) == "cupy"
+    assert _render.resolve_backend("auto", on_gpu, device="cpu") == "torch"
+    assert _render.resolve_backend("auto", np.zeros(3), device="cuda:1") == "cupy"
+    monkeypatch.setattr(_render, "_cupy_usable", lambda: False)
+    assert _render.resolve_backend("auto", on_gpu) == "torch"
