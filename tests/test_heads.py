@@ -92,6 +92,20 @@ def test_fold_x_layer_fits_stop_at_a_stationary_point_of_each_objective(k):
         HeadClassifier(max_iter=3).fit(X, y)
 
 
+def test_classes_in_any_order_name_the_same_label_set():
+    """``classes`` is a set: given in any order, the fit and the column order are those of the sorted labels."""
+    X, y = _blobs(n=90, d=6, k=3, signal=2.0)
+    features = np.stack([X, X[:, ::-1]], axis=1)
+    sorted_fit = fit_linear_per_layer(features, y)
+    for order in (["c1", "c0", "c2"], ["c2", "c1", "c0"], np.array(["c2", "c0", "c1", "unseen"])):
+        heads = fit_linear_per_layer(features, y, classes=order)
+        assert heads.classes_[:3].tolist() == ["c0", "c1", "c2"]
+        np.testing.assert_array_equal(heads.predict(features), sorted_fit.predict(features))
+        assert (heads.score(features, y) == sorted_fit.score(features, y)).all()
+    with pytest.raises(ValueError, match="duplicates"):
+        fit_linear_per_layer(features, y, classes=["c0", "c1", "c1", "c2"])
+
+
 def test_choose_layer_uses_folds_like_separate_fits_and_picks_the_informative_layer():
     from tivit.cv import cv_folds
 
@@ -138,10 +152,13 @@ def test_fit_leaves_global_state_and_disk_alone(tmp_path, monkeypatch):
     np.random.seed(7)
     torch.manual_seed(7)
     flag = torch.are_deterministic_algorithms_enabled()
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # Lightning's deterministic mode turns it off
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # ... and sets this variable
     HeadClassifier().fit(X, y)
     HeadClassifier("mlp", max_epochs=3).fit(X, y)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert torch.are_deterministic_algorithms_enabled() == flag
+    assert torch.backends.cudnn.benchmark is True and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     assert os.listdir(tmp_path) == []  # no lightning_logs, no checkpoints
 
 
@@ -168,6 +185,20 @@ def test_sklearn_compatibility_cross_val_and_pickle():
     X, y = _blobs(n=100, d=8, signal=1.5)
     scores = cross_val_score(HeadClassifier(C=0.5), X, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.5
+    from sklearn.model_selection import GridSearchCV
+
+    grid = GridSearchCV(HeadClassifier(), {"C": np.array([0.5, 2.0])}, cv=3).fit(X, y)  # NumPy scalars as C
+    assert grid.best_params_["C"] in (0.5, 2.0)
+    binary = np.where(y == "c0", "c0", "rest")
+    auc = cross_val_score(HeadClassifier(), X, binary, cv=3, scoring="roc_auc", error_score="raise")
+    assert auc.mean() > 0.5
+    head = HeadClassifier().fit(X, binary)
+    score = head.decision_function(X)  # sklearn's binary contract: (n,), > 0 means classes_[1]
+    assert score.shape == (len(X),)
+    np.testing.assert_array_equal(head.classes_[(score > 0).astype(int)], head.predict(X))
+    assert HeadClassifier().fit(X, y).decision_function(X).shape == (len(X), 4)
+    np.testing.assert_array_equal(HeadClassifier().fit(X, y[:, None]).predict(X), HeadClassifier().fit(X, y).predict(X))
+    assert isinstance(HeadClassifier("mlp", max_epochs=2).fit(X, y).n_iter_, int)
     head = HeadClassifier().fit(X, y)
     again = pickle.loads(pickle.dumps(head))
     np.testing.assert_array_equal(again.predict_proba(X), head.predict_proba(X))
@@ -189,8 +220,18 @@ def test_bad_input_gets_clear_errors():
         HeadClassifier().fit(X, y[:-1])
     with pytest.raises(ValueError, match="kind='svm' is not a head"):
         HeadClassifier("svm").fit(X, y)
-    with pytest.raises(ValueError, match="C must be a positive"):
-        HeadClassifier(C=0).fit(X, y)
+    for params, match in [(dict(C=0), "C must be a positive"), (dict(C=True), "C must be a positive"),
+                          (dict(max_iter=0), "max_iter must be a positive integer"),
+                          (dict(max_iter=-1), "max_iter must be a positive integer"),
+                          (dict(tol=-1.0), "tol must be a positive"),
+                          (dict(random_state=-1), r"random_state must be None or an integer in \[0, 2\*\*32\)"),
+                          (dict(random_state=np.random.RandomState(0)), "random_state must be None or an integer")]:
+        with pytest.raises(ValueError, match=match):
+            HeadClassifier(**params).fit(X, y)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        HeadClassifier().fit(X, np.linspace(0, 1, len(X)))  # continuous targets are not classes
+    with pytest.raises(TypeError, match="real numbers"):
+        HeadClassifier().fit(X + 1j, y)
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):

@@ -52,6 +52,8 @@ def test_single_sample_class_falls_back_to_plain_folds_and_bad_labels_raise():
     assert len(cv_folds(y, 5)) == plan.n_folds
     with pytest.raises(ValueError, match="single class"):
         cv_folds(np.array(["a"] * 10))
+    with pytest.raises(ValueError, match="class 'b' has a single training sample"):
+        cv_folds(np.array(["a"] * 10 + ["b"]))  # two classes: every fold holding b out fits one class
     with pytest.raises(ValueError, match="at least 4"):
         cv_folds(np.array(["a", "b", "a"]))
     with pytest.raises(ValueError, match="n_splits"):

@@ -193,6 +193,28 @@ def test_bad_input_gets_sktime_style_errors():
         single = TiViTClassifier(**TINY, layer=1).fit(X_train, np.full(len(y_train), "a"))
     assert set(single.predict(X_test)) == {"a"}
 
+    two = np.concatenate([X_test, X_test], axis=1)  # features are per channel: a second one is an error
+    with pytest.raises(ValueError, match=r"X has 2 channel\(s\); the estimator was fitted on 1"):
+        clf.predict(two)
+    transformer = TiViTTransformer(**{k: v for k, v in TINY.items() if k != "layer"}, layers=1).fit(X_train)
+    with pytest.raises(ValueError, match=r"X has 2 channel\(s\); the estimator was fitted on 1"):
+        transformer.transform(two)
+    for params, match in [
+        (dict(layer="mix", head="mlp"), "head='mlp' cannot apply"),
+        (dict(layer="mix", head_params={"hidden": (8,)}), r"not \['hidden'\]"),
+        (dict(layer=1, head_params={"kind": "mlp"}), r"head_params\['kind'\] is set by the estimator's head="),
+        (dict(layer=1, head_params={"random_state": 3}), r"head_params\['random_state'\]"),
+        (dict(layer=1, random_state=np.random.RandomState(0)), "random_state must be None or an integer"),
+        (dict(layer=1, random_state=-1), "random_state must be None or an integer"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TiViTClassifier(**{**TINY, **params}).fit(X_train, y_train)
+    lone = y_train.copy()
+    lone[:] = lone[0]
+    lone[-1] = "other"  # two classes, one of them a single series: no CV fold can fit on both
+    with pytest.raises(ValueError, match="single training sample.*layer=<int>"):
+        TiViTClassifier(**TINY, layer="auto", search_trials=2).fit(X_train, lone)
+
 
 def test_transformer_features_and_pipeline():
     from sktime.classification.compose import SklearnClassifierPipeline

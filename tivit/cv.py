@@ -51,7 +51,12 @@ def _labels(y) -> np.ndarray:
         raise ValueError(f"cross-validation needs at least 4 training samples, got {len(y)}")
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least 2")
+        raise ValueError(f"y has a single class ({classes[0].item()!r}); a classifier needs at least 2")
+    if len(classes) == 2 and counts.min() == 1:  # the fold holding that sample out fits one class
+        raise ValueError(
+            f"class {classes[counts.argmin()].item()!r} has a single training sample: with two classes no "
+            "cross-validation fold can fit on both; choose the layer without it (e.g. TiViTClassifier(layer=<int>))"
+        )
     return counts
 
 
@@ -105,7 +110,8 @@ def cv_folds(
             splitter = KFold(plan.n_splits, shuffle=True, random_state=int(seed) + r)
         for fit_idx, val_idx in splitter.split(np.zeros(len(y)), y):
             if len(np.unique(y[fit_idx])) < 2:
-                raise ValueError("a fold's fit part holds a single class; too few samples for cross-validation")
+                raise ValueError("a fold's fit part holds a single class; too few samples per class for "
+                                 "cross-validation (choose the layer without it, e.g. layer=<int>)")
             folds.append((fit_idx, val_idx))
     return folds
 

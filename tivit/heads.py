@@ -34,6 +34,7 @@ import contextlib
 import copy
 import inspect
 import logging
+import numbers
 import os
 import random
 import warnings
@@ -49,6 +50,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from tivit._multinomial import Problems, solve
+from tivit._seed import check_seed
 
 HEADS = ("linear", "mlp", "layer_mix")
 
@@ -63,7 +65,8 @@ def _isolated_seed(seed: int) -> Iterator[None]:
     py_state, np_state = random.getstate(), np.random.get_state()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    env = os.environ.get("PL_GLOBAL_SEED")
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # Trainer(deterministic=True) sets them
+    env = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "CUBLAS_WORKSPACE_CONFIG")}
     with torch.random.fork_rng(devices=[]):
         pl.seed_everything(int(seed), workers=False, verbose=False)
         try:
@@ -72,10 +75,12 @@ def _isolated_seed(seed: int) -> Iterator[None]:
             random.setstate(py_state)
             np.random.set_state(np_state)
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            if env is None:
-                os.environ.pop("PL_GLOBAL_SEED", None)
-            else:
-                os.environ["PL_GLOBAL_SEED"] = env
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+            for name, value in env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -363,6 +368,7 @@ class MLPHead(pl.LightningModule):
         self.register_buffer("scale", torch.ones(1, n_features))
         self.best_loss = float("inf")
         self.best_state: dict | None = None
+        self.n_iter = 0  # epochs trained
         self._val_losses: list[torch.Tensor] = []
 
     def fit_scaler(self, x: torch.Tensor) -> None:
@@ -463,8 +469,8 @@ class LayerMixHead(pl.LightningModule):
 
 def _check_features(X, ndim: int, name: str = "features") -> np.ndarray:
     X = np.asarray(X)
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number) or X.dtype.kind == "c":
+        raise TypeError(f"{name} must be real numbers, got dtype {X.dtype}")
     if X.ndim != ndim:
         shape = "(n, d)" if ndim == 2 else "(n, layers, d)"
         raise ValueError(f"{name} must have shape {shape}, got an array of shape {X.shape}")
@@ -475,14 +481,28 @@ def _check_features(X, ndim: int, name: str = "features") -> np.ndarray:
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def _encode_labels(y, n: int, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _encode_labels(y, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, indices)``: the sorted label set (sklearn's ``classes_`` order) and each label's index.
+
+    ``classes`` (optional, any order) is the full label set when ``y`` may lack some of it.
+    """
+    from sklearn.utils.multiclass import check_classification_targets
+
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()  # a column vector, as sklearn takes it
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"y must be 1-D with one label per sample ({n}), got shape {y.shape}")
+    check_classification_targets(y)  # continuous targets are an error, not thousands of classes
     if classes is None:
         classes = np.unique(y)
         if len(classes) < 2:
-            raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least 2")
+            raise ValueError(f"y has a single class ({classes[0].item()!r}); a classifier needs at least 2")
+    else:
+        given = np.asarray(classes)
+        classes = np.unique(given)
+        if len(classes) != len(given):
+            raise ValueError(f"classes has duplicates: {given.tolist()}")
     unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
         raise ValueError(f"labels {unknown.tolist()} are not among the classes {classes.tolist()}")
@@ -531,6 +551,12 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
             True, "default_root_dir": "runs"}``. Without them a fit writes nothing and shows no
             progress bar. The heads log ``train_loss``/``val_loss`` (mlp), ``loss`` (layer_mix)
             and ``lbfgs_iterations`` (linear, layer_mix).
+
+    Attributes:
+        classes_: the sorted labels, the column order of ``predict_proba``.
+        module_: the fitted Lightning module.
+        n_iter_: L-BFGS iterations (linear, layer_mix) or epochs trained (mlp).
+        layer_weights_: the learned softmax weights over layers (layer_mix).
 
     Examples:
         >>> import numpy as np
@@ -582,8 +608,13 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.kind not in HEADS:
             raise ValueError(f"kind={self.kind!r} is not a head; choose one of {HEADS}")
-        if not (isinstance(self.C, (int, float)) and self.C > 0):
+        if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not self.C > 0:
             raise ValueError(f"C must be a positive number, got {self.C!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol > 0:
+            raise ValueError(f"tol must be a positive number, got {self.tol!r}")
+        check_seed(self.random_state)
         if self.kind == "mlp":
             hidden = tuple(self.hidden)
             if not 1 <= len(hidden) <= 2 or any(int(h) < 1 for h in hidden):
@@ -596,7 +627,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def _seed(self) -> int:
-        return 0 if self.random_state is None else int(self.random_state)
+        return check_seed(self.random_state)
 
     def fit(self, X, y) -> "HeadClassifier":
         """Fit the head on training features.
@@ -658,6 +689,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         trainer = _trainer(int(self.max_epochs), self.accelerator, callbacks, validate=can_validate,
                            trainer_kwargs=self.trainer_kwargs)
         trainer.fit(module, train, val)
+        module.n_iter = int(trainer.current_epoch)
         if module.best_state is not None:
             module.net.load_state_dict(module.best_state)
         module.best_state = None
@@ -680,8 +712,9 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         return _softmax_np(self._logits(X))
 
     def decision_function(self, X) -> np.ndarray:
-        """Logits ``(n, n_classes)``."""
-        return self._logits(X).double().cpu().numpy()
+        """Logits ``(n, n_classes)``; for two classes sklearn's ``(n,)`` score, > 0 meaning ``classes_[1]``."""
+        logits = self._logits(X).double().cpu().numpy()
+        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels ``(n,)``."""

@@ -25,6 +25,7 @@ import numpy as np
 from sktime.classification.base import BaseClassifier
 from sktime.transformations.base import BaseTransformer
 
+from tivit._seed import check_seed
 from tivit.presets import MISSING, UNEQUAL, Preset, get_preset, paper_layer
 
 _DEPENDENCIES = ["torch", "timm", "lightning"]
@@ -67,6 +68,32 @@ def _to_panel(X: Any) -> np.ndarray:
     raise TypeError(f"unsupported inner data type {type(X).__name__}")
 
 
+def _check_channels(panel: np.ndarray, fitted: int) -> np.ndarray:
+    """Series must have the channels the estimator was fitted on (features are per channel)."""
+    if panel.shape[1] != fitted:
+        raise ValueError(f"X has {panel.shape[1]} channel(s); the estimator was fitted on {fitted}")
+    return panel
+
+
+_HEAD_OWN = {"kind": "head=", "random_state": "random_state="}  # head_params keys the estimator sets itself
+_MIX_PARAMS = ("C", "max_iter", "tol", "trainer_kwargs")  # what the layer_mix head takes
+
+
+def _check_head_params(head_params: dict | None, mode: str, head: str | None) -> None:
+    """Refuse head settings that would be dropped or collide, instead of ignoring them."""
+    head_params = head_params or {}
+    for key, where in _HEAD_OWN.items():
+        if key in head_params:
+            raise ValueError(f"head_params[{key!r}] is set by the estimator's {where} parameter; give it there")
+    if mode == "mix":
+        if head not in (None, "linear"):
+            raise ValueError(f"layer='mix' fits a layer_mix head; head={head!r} cannot apply (leave head=None)")
+        dropped = sorted(set(head_params) - set(_MIX_PARAMS))
+        if dropped:
+            raise ValueError(f"layer='mix' fits a layer_mix head, which takes {list(_MIX_PARAMS)} of head_params; "
+                             f"not {dropped}")
+
+
 class _Recipe:
     """What a preset plus explicit parameters resolve to (the estimators share it)."""
 
@@ -85,7 +112,7 @@ class _Recipe:
             raise ValueError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
         if est.encoder_args is not None and not isinstance(est.encoder_args, dict):
             raise TypeError(f"encoder_args must be a dict of timm arguments, got {type(est.encoder_args).__name__}")
-        self.seed = 0 if est.random_state is None else int(est.random_state)
+        self.seed = check_seed(est.random_state)
 
     def load_encoder(self, est: Any):
         """Load the encoder, or reuse one that a live estimator already built the same way."""
@@ -205,6 +232,8 @@ class TiViTClassifier(BaseClassifier):
         preset: ``"default"`` or ``"paper"`` (:mod:`tivit.presets`).
         normalize: L2-normalise each sample's embedding; None: the preset's.
         missing: ``"interpolate"`` or ``"error"`` for NaN inside a series; None: the preset's.
+            A NaN tail of a NumPy panel is padding (a shorter series), as everywhere in tivit,
+            not a missing value.
         unequal_length: ``"own-length"``, ``"zeros"`` or ``"resample"``; None: the preset's.
         fuse_with: an sktime transformer (e.g. ``MiniRocket()``) whose features are
             concatenated with tivit's, each block standardised; linear head only.
@@ -323,7 +352,7 @@ class TiViTClassifier(BaseClassifier):
             raise ValueError(f"search_trials must be a positive integer (trials of the layer='auto' search), "
                              f"got {trials!r}")
         panel = _to_panel(X)
-        self.n_timepoints_ = int(panel.shape[2])
+        self.n_timepoints_, self.n_channels_ = int(panel.shape[2]), int(panel.shape[1])
         panel = recipe.prepare(panel)
 
         encoder = recipe.load_encoder(self)
@@ -333,6 +362,8 @@ class TiViTClassifier(BaseClassifier):
         mode, layers = self._resolve_layer(recipe, encoder.depth)
         if mode == "mix" and self.fuse_with is not None:
             raise ValueError("fuse_with needs one feature table per series; it cannot be combined with layer='mix'")
+        params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
+        _check_head_params(self.head_params, mode, self.head)
 
         y = np.asarray(y)
         self.fit_index_ = fit_index(recipe.preset, y, recipe.seed)
@@ -340,7 +371,6 @@ class TiViTClassifier(BaseClassifier):
         emb = recipe.extract(self, encoder, panel, layers)
         values = emb.values[self.fit_index_]
 
-        params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
         self.layer_scores_, self.C_, self.search_ = None, params.get("C") if head == "linear" else None, None
         if mode == "auto":
             from tivit.search import search_layer
@@ -364,8 +394,7 @@ class TiViTClassifier(BaseClassifier):
         self.fuse_, self.block_scaler_ = None, None
         if mode == "mix":
             self.head_ = HeadClassifier("layer_mix", random_state=recipe.seed,
-                                        **{k: v for k, v in params.items()
-                                           if k in ("C", "max_iter", "tol", "trainer_kwargs")})
+                                        **{k: v for k, v in params.items() if k in _MIX_PARAMS})
             with single_threaded():
                 self.head_.fit(values, y_fit)
             return self
@@ -389,7 +418,8 @@ class TiViTClassifier(BaseClassifier):
 
     def _features(self, X):
         recipe = _Recipe(self)
-        panel = recipe.prepare(_to_panel(X), self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
+        panel = _check_channels(_to_panel(X), self.n_channels_)
+        panel = recipe.prepare(panel, self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
         emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
         if self.mode_ == "mix":
             return emb.values
@@ -548,7 +578,8 @@ class TiViTTransformer(BaseTransformer):
         self.layers_ = resolve_layers(layers, encoder.depth)
         check_pool(recipe.pool, encoder.prefix_tokens)
         recipe.renderer_config()  # fail at fit on a bad renderer, not at transform
-        self.n_timepoints_ = int(_to_panel(X).shape[2])
+        panel = _to_panel(X)
+        self.n_timepoints_, self.n_channels_ = int(panel.shape[2]), int(panel.shape[1])
         return self
 
     def _transform(self, X, y=None):
@@ -556,7 +587,7 @@ class TiViTTransformer(BaseTransformer):
 
         recipe = _Recipe(self)
         length = self.n_timepoints_ if recipe.unequal_length != "own-length" else None
-        panel = recipe.prepare(_to_panel(X), length)
+        panel = recipe.prepare(_check_channels(_to_panel(X), self.n_channels_), length)
         emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
         columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
         return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns)
