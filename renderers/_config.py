@@ -76,6 +76,8 @@ class TiViTConfig(_Config):
             raise ValueError(f"eps must be > 0, got {self.eps!r}")
         if self.median not in ("lower", "mid"):
             raise ValueError(f"median must be 'lower' or 'mid', got {self.median!r}")
+        if isinstance(self.quantize, str) or self.quantize not in (0, 1):  # the text 'false' would be true
+            raise ValueError(f"quantize must be True or False, got {self.quantize!r}")
         _check_resize(self.resize)
         self._coerce(ints=("segment",), floats=("stride", "gamma", "eps"), flags=("quantize",))
 

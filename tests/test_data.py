@@ -128,6 +128,15 @@ def test_empty_split_says_so(tmp_path):
 def test_missing_data_dir_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         list_datasets(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DatasetError, match="is a file, not a folder"):
+        list_datasets(tmp_path / "afile")
+
+
+def test_train_split_without_test_split_says_which_file_is_missing(tmp_path):
+    _write_split(tmp_path / "NoTest", "NoTest", "TRAIN", ["1\t0.1\t0.2"])
+    with pytest.raises(DatasetError, match=r"NoTest_TRAIN\.tsv has no NoTest_TEST\.tsv beside it"):
+        load_dataset("NoTest", data_dir=tmp_path)
 
 
 def test_list_datasets_covers_every_bundled_source():

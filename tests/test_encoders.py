@@ -149,6 +149,11 @@ def test_bad_inputs(tiny, images):
         load_encoder("dinov2-small", weights="random")
     with pytest.raises(EncoderError, match="not a ViT-family"):
         load_encoder("resnet18", weights="random")
+    with pytest.raises(EncoderError, match="'gpu' is not a torch device"):
+        load_encoder("vit_small_patch16_224", weights="random", device="gpu", **TINY)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(EncoderError, match="no CUDA GPU here" if count == 0 else "CUDA GPU\\(s\\)"):
+        load_encoder("vit_small_patch16_224", weights="random", device=f"cuda:{count}" if count else "cuda", **TINY)
 
 
 def test_random_weights_are_seeded_and_labelled(images):

@@ -104,6 +104,8 @@ def test_numbers_of_any_type_make_the_plain_config(method, given, plain):
         (lambda: renderers.make_config("tivit", stride=1.5), "stride"),
         (lambda: renderers.make_config("tivit", segment=0), "segment"),
         (lambda: renderers.make_config("tivit", resize="bicubic"), "resize"),
+        (lambda: renderers.make_config("tivit", quantize="false"), "quantize must be True or False"),
+        (lambda: renderers.make_config("tivit", quantize=0.5), "quantize must be True or False"),
         (lambda: renderers.make_config("mtf", n_bins=1), "n_bins"),
         (lambda: renderers.make_config("recurrence", threshold=-1.0), "threshold"),
         (lambda: renderers.make_config("recurrence", threshold="median"), "threshold"),

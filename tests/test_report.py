@@ -117,6 +117,14 @@ def test_report_errors(tmp_path):
         load_run(tmp_path)
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no dataset has finished" in " ".join(result.output.split())
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text(runs.read_text() + '{"dataset": "B", "stat\n')  # cut outside tivit
+    with pytest.raises(ReportError, match=r"runs\.jsonl, line 2 is corrupt"):
+        load_run(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text(config.read_text()[:10])
+    with pytest.raises(ReportError, match=r"config\.json is corrupt"):
+        load_run(tmp_path)
 
 
 def test_reference_file_is_sourced():

@@ -108,6 +108,13 @@ def test_evaluate_search_scores_test_once_with_the_chosen_layer():
     assert accuracy == pytest.approx(np.mean(choice.predict(head, Xt) == yt))
 
 
+def test_a_storage_that_cannot_be_opened_is_a_search_error(tmp_path):
+    from tivit.search import _rdb_storage
+
+    with pytest.raises(SearchError, match="cannot open the study storage"):
+        _rdb_storage(f"sqlite:///{tmp_path}/no/such/folder/study.db")
+
+
 def test_space_validation():
     with pytest.raises(SearchError, match="unknown heads"):
         SearchSpace(heads=("svm",))
@@ -325,6 +332,18 @@ def test_cli_search_writes_json_and_plots_and_resumes(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     data = json.loads(out.read_text())
     assert data["n_trials"] == 5 and data["trials_this_run"] == 2
+
+
+def test_plots_that_cannot_be_written_cost_only_the_plots(tmp_path):
+    from tivit.search import search
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")  # the plots folder would have to be a file: the finished search is kept
+    with pytest.warns(UserWarning, match="search plots not written"):
+        result = search("GunPoint", encoder=ENCODER, weights="random", encoder_args={"img_size": 32, "depth": 2},
+                        n_trials=2, n_splits=2, max_repeats=1, score_test=False, progress=False,
+                        cache_dir=False, plots_dir=blocked)
+    assert result.n_trials == 2 and result.plots == []
 
 
 def test_C_grid_and_segment_rules():

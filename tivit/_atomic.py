@@ -61,10 +61,35 @@ def atomic_append_lines(path: str | os.PathLike, lines: Iterable[str]) -> Path:
     return atomic_write_bytes(path, old + new)
 
 
+class CorruptFileError(ValueError):
+    """A file tivit wrote no longer parses: it was changed or cut outside tivit (its writes are atomic)."""
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a file that does not parse is a :class:`CorruptFileError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path} is corrupt ({err}); tivit writes it whole, so it was changed "
+                               "or cut outside tivit") from err
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file; a missing file reads as empty."""
+    """Read a JSON-lines file; a missing file reads as empty, a line that does not parse is a
+    :class:`CorruptFileError` naming the file and the line."""
     path = Path(path)
     if not path.exists():
         return []
+    records = []
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise CorruptFileError(f"{path}, line {number} is corrupt ({err.msg}); tivit writes it whole, so "
+                                       "it was changed or cut outside tivit: remove that line to re-run what "
+                                       "it recorded") from err
+    return records

@@ -48,7 +48,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from tivit._atomic import atomic_append_lines, atomic_write_json, atomic_write_text, read_jsonl
+from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_json, atomic_write_text,
+                           read_json, read_jsonl)
 from tivit.data import prepare_panel
 
 RESULT_COLUMNS = (
@@ -441,9 +442,9 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
     if not config_path.is_file():
         raise BenchError(f"output folder {out_dir} is not empty and holds no {CONFIG_FILE}: not a tivit bench run")
     try:
-        old = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise BenchError(f"{config_path} is corrupt ({err}); choose another --out") from err
+        old = read_json(config_path)
+    except CorruptFileError as err:
+        raise BenchError(f"{err}; choose another --out") from err
     before = {**_LEGACY, **old.get("config", {})}
     if before != config:
         diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
@@ -517,7 +518,7 @@ def run_bench(
     }
     config_path = out_dir / CONFIG_FILE
     if config_path.is_file():  # resume: keep the first start time; datasets = those finished + those asked for
-        old = json.loads(config_path.read_text(encoding="utf-8"))
+        old = read_json(config_path)
         header["started"] = old.get("started", header["started"])
         finished = {r["dataset"] for r in finished_records(out_dir)}
         header["datasets"] = list(dict.fromkeys([n for n in old.get("datasets", []) if n in finished] + names))

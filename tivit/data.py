@@ -132,7 +132,8 @@ def _user_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
         return None
     path = Path(raw).expanduser()
     if not path.is_dir():
-        raise DatasetError(f"data folder {path} does not exist (from {'--data-dir' if data_dir else '$TIVIT_DATA'})")
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DatasetError(f"data folder {path} {what} (from {'--data-dir' if data_dir else '$TIVIT_DATA'})")
     return path
 
 
@@ -224,6 +225,13 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     folded = {i.name.lower(): i for i in infos}
     if name.lower() in folded:
         return folded[name.lower()]
+    for source, root in search_locations(data_dir):  # a train file without its test file is not a dataset
+        for folder in _candidate_folders(root):
+            for fmt in FORMATS:
+                for train in folder.glob(f"*_TRAIN.{fmt}"):
+                    if train.name[: -len(f"_TRAIN.{fmt}")].lower() == name.lower():
+                        raise DatasetError(f"dataset {name!r}: {train} has no {train.name.replace('_TRAIN.', '_TEST.')} "
+                                           "beside it; a dataset needs both splits")
     close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     where = "; ".join(f"{src}: {path}" for src, path in search_locations(data_dir))
@@ -463,7 +471,8 @@ def prepare_panel(panel: np.ndarray, unequal_length: str, missing: str, length: 
         raise ValueError("the data contains inf; tivit needs finite values (NaN marks missing values)")
     if np.isnan(panel).any() and _has_interior_nan(panel):
         if missing == "error":
-            raise ValueError("the data has NaN inside a series but missing='error'; use missing='interpolate'")
+            raise ValueError("the data has NaN inside a series but missing='error'; use missing='interpolate' "
+                             "(--missing interpolate)")
         panel = interpolate_missing(panel)
     if unequal_length == "zeros":
         panel = pad_to_length(panel, max(panel.shape[2], length or 0))

@@ -451,6 +451,25 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _check_device(device) -> str:
+    """``device`` as a string, if torch knows it and it is here; else an :class:`EncoderError` saying why."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise EncoderError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from err
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise EncoderError(f"device {str(device)!r} asked for, but torch sees no CUDA GPU here; use 'cpu'")
+        if parsed.index is not None and parsed.index >= count:
+            raise EncoderError(f"device {str(device)!r} asked for, but torch sees {count} CUDA GPU(s) (cuda:0..{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise EncoderError(f"device {str(device)!r} asked for, but the MPS backend is not available here; use 'cpu'")
+    return str(device)
+
+
 def _resolve_name(name: str) -> tuple[str, str, dict]:
     """Friendly or timm name -> (display name, timm name with tag, default timm kwargs)."""
     import timm
@@ -517,7 +536,7 @@ def load_encoder(
 
     display, timm_name, kwargs = _resolve_name(name)
     kwargs.update(timm_kwargs)
-    device = str(device) if device is not None else _default_device()
+    device = _check_device(device) if device is not None else _default_device()
     if precision not in PRECISIONS:
         raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     weights_label, path, sha = str(weights), None, None

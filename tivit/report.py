@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tivit._atomic import atomic_write_bytes, atomic_write_text, read_jsonl
+from tivit._atomic import CorruptFileError, atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 REFERENCE_FILE = "reference_accuracies.csv"
 ARCHIVE_MEANS_FILE = "reference_archive_means.csv"
@@ -101,10 +101,13 @@ def load_run(out_dir: str | os.PathLike) -> RunData:
     config_path = out_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ReportError(f"{out_dir} holds no {CONFIG_FILE}: not a tivit bench folder")
-    header = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        header, records = read_json(config_path), read_jsonl(out_dir / RUNS_FILE)
+    except CorruptFileError as err:
+        raise ReportError(str(err)) from err
     finished: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    for record in read_jsonl(out_dir / RUNS_FILE):
+    for record in records:
         name = record["dataset"]
         if record.get("status") == "done":
             finished[name] = record

@@ -358,7 +358,13 @@ def _rdb_storage(url: str) -> "optuna.storages.RDBStorage":
 
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise SearchError(f"storage must be a database URL such as sqlite:///study.db, got {url!r}")
-    storage = optuna.storages.RDBStorage(url)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, OSError, ValueError) as err:  # a folder that does not exist, a server that is down
+        reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise SearchError(f"cannot open the study storage {url!r}: {reason}") from err
     if url.startswith("sqlite:"):
         from sqlalchemy import event
 
@@ -872,8 +878,11 @@ def search(
     if plots_dir is not None:
         from tivit.search_plots import plot_search
 
-        result.plots = [str(p) for p in plot_search(study, plots_dir, title=name, random_weights=enc.random_weights,
-                                                      seed=seed)]
+        try:
+            result.plots = [str(p) for p in plot_search(study, plots_dir, title=name,
+                                                          random_weights=enc.random_weights, seed=seed)]
+        except OSError as err:  # the search is done and stored: a plot folder that cannot be written costs only plots
+            warnings.warn(f"search plots not written to {plots_dir}: {err}", stacklevel=2)
     return result
 
 
