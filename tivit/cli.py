@@ -6,8 +6,10 @@ Heavy modules (torch, timm, lightning, optuna, sktime) are imported inside the c
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import typer
 
@@ -38,12 +40,187 @@ def _root(
     """Time series classification with frozen vision transformers (TiViT)."""
 
 
-def _fail(message: str) -> None:
+# --- output: user text (paths, dataset names, hints such as tivit[data]) is never rich markup ---
+
+
+def _fail(message: str) -> NoReturn:
     """Print a user-facing error and exit with status 2 (no traceback for errors the user can fix)."""
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print plain text: a ``[`` in a path or a name is printed, not read as markup."""
+    typer.echo(text, err=err)
+
+
+def _red(label: str) -> str:
+    """A bold red label, to join only to escaped text."""
+    return f" [bold red]{label}[/]"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the CLI: one ``warning: ...`` line on stderr, no source line."""
+    try:
+        print("warning: " + " ".join(str(message).split()), file=file or sys.stderr)
+    except OSError:  # a closed stderr must not turn a warning into a crash
+        pass
+
+
+# --- option values ------------------------------------------------------------------------------
+
+_WORDS = {"true": True, "yes": True, "false": False, "no": False, "none": None}
+
+
+def _value(text: str) -> Any:
+    """A typed value: true/false/yes/no -> bool, none -> None, numbers, Python literals such as
+    ``(32,32)``; anything else stays text (``threshold=point``), since 'false' as text is true."""
+    import ast
+
+    text = text.strip()
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _top_level(text: str) -> list[str]:
+    """Split at the commas outside brackets and quotes: ``img_size=(32,32),depth=2`` -> 2 parts."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
+def _pair(text: str, option: str) -> tuple[str, Any]:
+    """``"stride=0.5"`` -> ``("stride", 0.5)``."""
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        _fail(f"{option} must look like key=value,key=value; got {text.strip()!r}")
+    return key.strip(), _value(value)
+
+
+def _pairs(text: Optional[str], option: str) -> dict:
+    """``"img_size=(32,32),depth=2"`` -> ``{"img_size": (32, 32), "depth": 2}``."""
+    return dict(_pair(part, option) for part in _top_level(text or "") if part.strip())
+
+
+def _csv(text: Optional[str], cast=str) -> tuple:
+    """``"a,b"`` -> ``(cast(a), cast(b))``; empty -> ``()``."""
+    return tuple(cast(part.strip()) for part in (text or "").split(",") if part.strip())
+
+
+def _floats(text: Optional[str], option: str) -> tuple[float, ...]:
+    """Comma-separated numbers; a bad one is reported with its option, not as a float() error."""
+    try:
+        return _csv(text, float)
+    except ValueError:
+        _fail(f"{option} takes comma-separated numbers, got {text!r}")
+
+
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: ``auto`` or a positive count."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        _fail(f"--batch-size must be a positive integer or auto, got {text!r}")
+    return count
+
+
+def _renderer_config(option: str, build: Callable[[dict], Any], params: dict) -> Any:
+    """``build(params)``; when a parameter is bad, the error names the option and that key=value."""
+    try:
+        return build(params)
+    except (ValueError, TypeError) as err:
+        if not _builds(build, {}):  # the method or the preset itself, not a parameter
+            _fail(str(err))
+        bad = [f"{k}={v!r}" for k, v in params.items() if not _builds(build, {k: v})]
+        _fail(f"{option} {', '.join(bad) or _show_pairs(params)}: {err}")
+
+
+def _builds(build: Callable[[dict], Any], params: dict) -> bool:
+    """Whether ``build(params)`` succeeds (to find the parameter behind an error)."""
+    try:
+        build(params)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _show_pairs(params: dict) -> str:
+    return ",".join(f"{k}={v!r}" for k, v in params.items())
+
+
+def _preset_renderer(preset: str, renderer: Optional[str], option: str, params: dict) -> Any:
+    """The renderer config of a recipe, by the rule ``tivit bench`` and the estimators share."""
+    from tivit.presets import renderer_config
+
+    return _renderer_config(option, lambda p: renderer_config(preset, renderer, p), params)
+
+
+# --- output locations: checked before the work, so a typo costs seconds, not the whole run ------
+
+
+def _check_writable(path: Path, option: str, *, folder: bool) -> None:
+    """Fail now when ``path`` (a file, or a folder when ``folder``) could not be written later."""
+    kind = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        _fail(f"{option} {path} is a {'folder' if path.is_dir() else 'file'}; give a {kind} path")
+    base = path if folder else path.parent
+    while not base.exists() and base != base.parent:  # the nearest existing folder will hold the new ones
+        base = base.parent
+    if not base.is_dir():
+        _fail(f"{option} {path}: {base} is a file, so the {kind} cannot be created")
+    if not os.access(base, os.W_OK | os.X_OK):
+        _fail(f"{option} {path}: {base} is not writable")
+
+
+def _write_error(path: Path, err: OSError) -> NoReturn:
+    _fail(f"cannot write {path}: {err.strerror or err}")
+
+
+def _is_main_rank() -> bool:
+    """False in the extra processes of a multi-device run: DDP re-runs the command in each of
+    them, and only global rank 0 should print and write the output."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def _archive(archive: Optional[str]) -> Optional[str]:
+    """``--archive`` checked as ``tivit bench`` checks it."""
+    from tivit.bench import ARCHIVES
+
+    if archive is not None and archive.lower() not in ARCHIVES:
+        _fail(f"--archive must be one of {', '.join(ARCHIVES)}, got {archive!r}")
+    return archive.lower() if archive else None
 
 
 @app.command()
@@ -53,22 +230,26 @@ def datasets(
 ) -> None:
     """List the datasets that can be loaded, and where each comes from."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from tivit.data import list_datasets
+    from tivit.data import DatasetError, list_datasets
 
-    infos = list_datasets(data_dir)
-    if archive:
-        infos = [i for i in infos if i.archive == archive.lower()]
+    archive = _archive(archive)
+    try:
+        infos = list_datasets(data_dir)
+    except DatasetError as err:
+        _fail(str(err))
+    infos = [i for i in infos if archive is None or i.archive == archive]
     table = Table(title=f"{len(infos)} datasets")
-    for col in ("name", "archive", "source", "path"):
-        table.add_column(col)
+    # names never shrink (``tivit datasets | grep Name`` must find them); source and path fold instead
+    table.add_column("name", no_wrap=True, min_width=max((len(i.name) for i in infos), default=4))
+    table.add_column("archive", no_wrap=True)
+    table.add_column("source", overflow="fold")
+    table.add_column("path", overflow="fold")
     for info in infos:
-        table.add_row(info.name, info.archive, info.source, str(info.path))
+        table.add_row(*(escape(str(v)) for v in (info.name, info.archive, info.source, info.path)))
     Console().print(table)
-
-
-# --- commands added by later modules (encoders, render, embed, bench, report, search) go below ---
 
 
 @app.command()
@@ -90,22 +271,19 @@ def encoders() -> None:
     Console().print(table)
 
 
-def _parse_encoder_args(text: Optional[str]) -> dict:
-    """``"img_size=64,depth=4"`` -> ``{"img_size": 64, "depth": 4}`` (values read as Python literals)."""
-    import ast
+RendererArgsOption = typer.Option(None, help="Renderer parameters, e.g. stride=0.5,quantize=false.")
 
-    args: dict = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            _fail(f"--encoder-args must look like key=value,key=value; got {part.strip()!r}")
-        key, value = (s.strip() for s in part.split("=", 1))
-        try:
-            args[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            args[key] = value
-    return args
+
+def _embedding_split(ds, split: str):
+    """``(X, y, which)`` of ``train``, ``test`` or ``all`` (train then test)."""
+    import numpy as np
+
+    names = ["train", "test"] if split == "all" else [split]
+    chosen = [(ds.X_train, ds.y_train) if name == "train" else (ds.X_test, ds.y_test) for name in names]
+    X = np.concatenate([x for x, _ in chosen]) if len(chosen) > 1 else chosen[0][0]
+    y = np.concatenate([lab for _, lab in chosen]).astype(str)
+    which = np.concatenate([np.full(len(lab), name) for name, (_, lab) in zip(names, chosen)])
+    return X, y, which
 
 
 @app.command()
@@ -116,7 +294,11 @@ def embed(
     encoder_args: Optional[str] = typer.Option(None, help="Extra timm arguments, e.g. img_size=64,depth=4."),
     weights: str = typer.Option("pretrained", help="pretrained, random, or a path to a weights file."),
     seed: int = typer.Option(0, help="Seed of random weights."),
-    renderer: str = typer.Option("tivit", help="Rendering method."),
+    preset: str = typer.Option(
+        "default", help="Recipe whose renderer settings apply: default, or paper (the published renderer)."
+    ),
+    renderer: Optional[str] = typer.Option(None, help="Rendering method (preset: tivit)."),
+    renderer_args: Optional[str] = RendererArgsOption,
     layers: str = typer.Option("all", help="all, middle, 14, 1,4,8 or 0-12 (k = output of block k)."),
     pool: str = typer.Option("mean", help="mean, mean_patch, cls or mean+cls."),
     norm: bool = typer.Option(False, "--norm/--no-norm", help="Apply the encoder's final norm before pooling."),
@@ -130,8 +312,8 @@ def embed(
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
     """Embed a dataset with a frozen encoder and write the per-layer embeddings (atomically)."""
-    import numpy as np
     from rich.console import Console
+    from rich.markup import escape
 
     from tivit.data import DatasetError, load_dataset
     from tivit.embed import extract
@@ -139,46 +321,36 @@ def embed(
 
     if split not in ("train", "test", "all"):
         _fail(f"--split must be train, test or all, got {split!r}")
+    _check_writable(out, "--out", folder=False)
+    bs = _batch_size(batch_size)
+    extra = _pairs(encoder_args, "--encoder-args")
+    rcfg = _preset_renderer(preset, renderer, "--renderer-args", _pairs(renderer_args, "--renderer-args"))
     try:
-        ds = load_dataset(dataset, data_dir)
-        parts = {"train": [(ds.X_train, ds.y_train)], "test": [(ds.X_test, ds.y_test)]}
-        chosen = parts["train"] + parts["test"] if split == "all" else parts[split]
-        X = np.concatenate([x for x, _ in chosen]) if len(chosen) > 1 else chosen[0][0]
-        y = np.concatenate([lab for _, lab in chosen]).astype(str)
-        which = np.concatenate([np.full(len(lab), name) for name, (_, lab) in zip(
-            ["train", "test"] if split == "all" else [split], chosen)])
-        bs = batch_size if batch_size == "auto" else int(batch_size)
-        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, compile=compile,
-                           **_parse_encoder_args(encoder_args))
+        X, y, which = _embedding_split(load_dataset(dataset, data_dir), split)
+        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, compile=compile, **extra)
         emb = extract(
-            X, renderer, enc, layers=layers, pool=pool, norm=norm, normalize=normalize, batch_size=bs,
+            X, rcfg, enc, layers=layers, pool=pool, norm=norm, normalize=normalize, batch_size=bs,
             devices=devices, cache_dir=False if no_cache else None,
         )
     except (DatasetError, EncoderError, EncoderWeightsError, ValueError, TypeError, KeyError) as err:
         _fail(str(err))
+    if not _is_main_rank():
         return
-    emb.save(out, y=y, split=which)
-    label = " [bold red]RANDOM WEIGHTS[/]" if emb.random_weights else ""
+    try:
+        emb.save(out, y=y, split=which)
+    except OSError as err:
+        _write_error(out, err)
+    label = _red("RANDOM WEIGHTS") if emb.random_weights else ""
     Console().print(
-        f"{dataset}: {emb.n} series x layers {list(emb.layers)} x dim {emb.dim} "
-        f"({emb.config['encoder']['name']}, {emb.config['weights']}){label} -> {out}",
-        highlight=False,
+        escape(f"{dataset}: {emb.n} series x layers {list(emb.layers)} x dim {emb.dim} "
+               f"({emb.config['encoder']['name']}, {emb.config['weights']})") + label + escape(f" -> {out}"),
+        highlight=False, soft_wrap=True,
     )
 
 
-def _csv(text: Optional[str], cast=str) -> tuple:
-    """``"a,b"`` -> ``(cast(a), cast(b))``; empty -> ``()``."""
-    return tuple(cast(part.strip()) for part in (text or "").split(",") if part.strip())
-
-
-def _number_or_text(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+def _segments(text: str) -> list:
+    """tivit segment rules: numbers, or text rules such as ``sqrt`` and ``0.5sqrt``."""
+    return [_value(v) for v in _csv(text)]
 
 
 @app.command()
@@ -191,7 +363,7 @@ def search(
     trials: int = typer.Option(50, "--trials", help="Finished trials the study should hold (resume runs the rest)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage, e.g. sqlite:///study.db (default: memory)."),
     study_name: Optional[str] = typer.Option(None, help="Study name (default: tivit-<dataset>-<encoder>-seed<seed>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the existing study of that name."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the existing study of that name (needs --storage)."),
     seed: int = typer.Option(0, help="Seed of sampler, folds, heads and random weights."),
     layers: str = typer.Option("all", help="Layers to search: all, 0-12, 4,8,12 ..."),
     pools: str = typer.Option("mean", help="Pools to search, comma separated (mean, mean_patch, cls, mean+cls)."),
@@ -220,59 +392,80 @@ def search(
     from tivit.search import SearchError, SearchSpace
     from tivit.search import search as run_search
 
+    if resume and not storage:
+        _fail("--resume needs --storage (e.g. sqlite:///study.db): an in-memory study ends with its process")
+    bounds = _floats(c_range, "--C")
+    if len(bounds) != 2:
+        _fail(f"--C must be two numbers low,high; got {c_range!r}")
+    plots_dir = None if no_plots else (plots or out.parent / f"{out.stem}_plots")
+    _check_writable(out, "--out", folder=False)
+    if plots_dir is not None:
+        _check_writable(plots_dir, "--plots", folder=True)
+    methods = _csv(renderers_)
+    params: dict = {m: {} for m in methods}
+    if segment or stride:
+        if "tivit" not in methods:
+            _fail("--segment and --stride apply to the tivit renderer; add it to --renderers")
+        if segment:
+            params["tivit"]["segment"] = _segments(segment)
+        if stride:
+            params["tivit"]["stride"] = list(_floats(stride, "--stride"))
+    if resize:
+        for m in methods:
+            params[m]["resize"] = list(_csv(resize))
     try:
-        bounds = _csv(c_range, float)
-        if len(bounds) != 2:
-            _fail(f"--C must be low,high, got {c_range!r}")
-        methods = _csv(renderers_)
-        params: dict = {m: {} for m in methods}
-        if segment or stride:
-            if "tivit" not in methods:
-                _fail("--segment and --stride apply to the tivit renderer; add it to --renderers")
-            if segment:
-                params["tivit"]["segment"] = [_number_or_text(v) for v in _csv(segment)]
-            if stride:
-                params["tivit"]["stride"] = list(_csv(stride, float))
-        if resize:
-            for m in methods:
-                params[m]["resize"] = list(_csv(resize))
         space = SearchSpace.from_dict({
             "layers": layers, "pools": _csv(pools), "heads": _csv(heads), "C": bounds, "renderers": methods,
             "renderer_params": {m: p for m, p in params.items() if p},
         })
         result = run_search(
-            dataset, encoder, weights=weights, encoder_args=_parse_encoder_args(encoder_args), space=space,
+            dataset, encoder, weights=weights, encoder_args=_pairs(encoder_args, "--encoder-args"), space=space,
             n_trials=trials, storage=storage, study_name=study_name, resume=resume, seed=seed, n_splits=folds,
             prune=prune, normalize=normalize, score_test=test, data_dir=data_dir, device=device,
-            batch_size=batch_size if batch_size == "auto" else int(batch_size),
-            cache_dir=False if no_cache else None,
-            plots_dir=None if no_plots else (plots or out.parent / f"{out.stem}_plots"),
+            batch_size=_batch_size(batch_size), cache_dir=False if no_cache else None, plots_dir=plots_dir,
         )
     except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "interrupted: finished trials are kept" + (f" in {storage}; rerun with --resume to continue" if storage
-                                                       else " only with --storage; nothing was saved"))
+        _say("interrupted: finished trials are kept" + (f" in {storage}; rerun with --resume to continue" if storage
+                                                         else " only with --storage; nothing was saved"), err=True)
         raise typer.Exit(code=130)
     except (SearchError, DatasetError, EncoderError, EncoderWeightsError, ValueError, TypeError, KeyError) as err:
         _fail(str(err))
-        return
-    result.save(out)
-    Console().print(result.summary(), highlight=False, soft_wrap=True)
+    try:
+        result.save(out)
+    except OSError as err:
+        _write_error(out, err)
+    if resume and result.n_trials == result.trials_this_run:
+        _say(f"warning: --resume found no finished trials in study {result.study_name!r} of {result.storage}; "
+             "this run started it from scratch (check --study-name)", err=True)
+    _say(result.summary())
     if result.random_weights:
         Console().print("[bold red]RANDOM WEIGHTS[/]: these numbers say nothing about the pretrained model")
-    Console().print(f"-> {out}" + (f" and plots in {Path(result.plots[0]).parent}" if result.plots else ""))
+    _say(f"-> {out}" + (f" and plots in {Path(result.plots[0]).parent}" if result.plots else ""))
 
 
-def _index_list(text: str) -> list[int]:
-    """``"0,1,5-7"`` -> ``[0, 1, 5, 6, 7]``."""
-    rows: list[int] = []
+def _index_ranges(text: str) -> list[tuple[int, int]]:
+    """``"0,1,5-7"`` -> ``[(0, 0), (1, 1), (5, 7)]``: ranges stay unexpanded until checked against
+    the data, so ``0-100000000`` costs nothing."""
+    ranges = []
     for part in _csv(text):
-        first, _, last = part.partition("-")
+        first, dash, last = part.partition("-")
         try:
-            rows.extend(range(int(first), int(last or first) + 1))
+            ranges.append((int(first), int(last) if dash else int(first)))
         except ValueError:
             _fail(f"--index takes numbers and ranges such as 0,1,5-7; got {part!r}")
-    return rows
+    ranges = [(a, b) for a, b in ranges if a <= b]
+    if not ranges:
+        _fail(f"the --index selection {text!r} is empty: give rows such as 0,1,5-7 (ranges go low-high)")
+    return ranges
+
+
+def _index_rows(ranges: list[tuple[int, int]], n: int, where: str) -> list[int]:
+    """The rows of ``ranges``, once all lie in ``0..n-1``; otherwise name the first few outside it."""
+    bad = [str(a) if a == b else f"{a}-{b}" for a, b in ranges if b >= n]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        _fail(f"--index {', '.join(bad[:3])}{more} out of range: {where} has {n} series (0..{n - 1})")
+    return [i for a, b in ranges for i in range(a, b + 1)]
 
 
 @app.command()
@@ -292,7 +485,6 @@ def render(
 
     import numpy as np
     from PIL import Image
-    from rich.console import Console
 
     import renderers
     from tivit._atomic import atomic_write_bytes
@@ -300,42 +492,39 @@ def render(
 
     if split not in ("train", "test"):
         _fail(f"--split must be train or test, got {split!r}")
-    params = {}
-    for item in param or []:
-        if "=" not in item:
-            _fail(f"--param must look like key=value, got {item!r}")
-        key, value = (s.strip() for s in item.split("=", 1))
-        params[key] = None if value.lower() == "none" else _number_or_text(value)
-    rows = _index_list(index)
+    params = dict(_pair(item, "--param") for item in param or [])
+    ranges = _index_ranges(index)
+    _check_writable(out, "--out", folder=True)
+    cfg = _renderer_config("--param", lambda p: renderers.make_config(method, preset, **p), params)
     try:
-        cfg = renderers.make_config(method, preset, **params)
         ds = load_dataset(dataset, data_dir)
         X, y = (ds.X_train, ds.y_train) if split == "train" else (ds.X_test, ds.y_test)
-        bad = [i for i in rows if not 0 <= i < len(X)]
-        if bad:
-            _fail(f"--index {bad} out of range: {ds.name} {split} has {len(X)} series (0..{len(X) - 1})")
+        rows = _index_rows(ranges, len(X), f"{ds.name} {split}")
         chosen = interpolate_missing(X[rows])
         n, c, t = chosen.shape
         images = renderers.render(chosen.reshape(n * c, t), cfg, size=size, backend="numpy")
     except (DatasetError, ValueError, TypeError) as err:
         _fail(str(err))
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    console = Console()
     for k, image in enumerate(images[:, 0]):
         row, channel = rows[k // c], k % c
-        name = f"{ds.name}_{split}_{row}" + (f"_c{channel}" if c > 1 else "") + f"_{cfg.method}.png"
+        path = out / (f"{ds.name}_{split}_{row}" + (f"_c{channel}" if c > 1 else "") + f"_{cfg.method}.png")
         buffer = io.BytesIO()
         Image.fromarray(np.round(image * 255).astype(np.uint8)).save(buffer, format="PNG")
-        atomic_write_bytes(out / name, buffer.getvalue())
-        console.print(f"{out / name}  (label {y[row]})", highlight=False)
+        try:
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as err:
+            _write_error(path, err)
+        _say(f"{path}  (label {y[row]})")
 
 
 def _bench_line(record: dict, index: int, total: int, eta: float | None) -> str:
-    """One line per finished dataset: the three summaries, the baselines, time and ETA."""
-    head = f"[{index}/{total}] {record['dataset']}"
+    """One line per finished dataset (rich markup; names and errors escaped): the three summaries,
+    the baselines, time and ETA."""
+    from rich.markup import escape
+
+    head = escape(f"[{index}/{total}] {record['dataset']}")
     if record.get("status") != "done":
-        return f"{head}  [bold red]FAILED[/] {record.get('error', '')}"
+        return f"{head}  [bold red]FAILED[/] {escape(str(record.get('error', '')))}"
     t = record["tivit"]
     acc = t["accuracy"]
     parts = [f"cv {acc[str(t['cv_layer'])]:.3f} (L{t['cv_layer']})", f"last {acc[str(t['last_layer'])]:.3f}"]
@@ -346,7 +535,24 @@ def _bench_line(record: dict, index: int, total: int, eta: float | None) -> str:
     parts += [f"{b['model']} {b['accuracy']:.3f}" for b in record.get("baselines", [])]
     rw = " [red]RANDOM WEIGHTS[/]" if t.get("random_weights") else ""
     left = f"  ETA {eta / 60:.1f} min" if eta else ""
-    return f"{head}  {' | '.join(parts)}{rw}  ({record['seconds']:.1f} s){left}"
+    return f"{head}  {escape(' | '.join(parts))}{rw}  ({record['seconds']:.1f} s){left}"
+
+
+def _summary_table(title: str, header: list[str], rows: list[list[str]]):
+    """The bench summary: dataset names never shrink; other headers and cells fold rather than
+    end in an ellipsis, so piped (80-column) output keeps every name whole."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in header:
+        if col == "dataset":
+            table.add_column(col, no_wrap=True, min_width=max((len(r[0]) for r in rows), default=7))
+        else:
+            table.add_column(escape(col), justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(str(v)) for v in row))
+    return table
 
 
 @app.command()
@@ -364,7 +570,7 @@ def bench(
     encoder_args: Optional[str] = typer.Option(None, help="Extra timm arguments, e.g. img_size=64,depth=4."),
     weights: str = typer.Option("pretrained", help="pretrained, random, or a path to a weights file."),
     renderer: Optional[str] = typer.Option(None, help="Rendering method (preset: tivit)."),
-    renderer_args: Optional[str] = typer.Option(None, help="Renderer parameters, e.g. stride=0.5."),
+    renderer_args: Optional[str] = RendererArgsOption,
     layers: str = typer.Option("all", help="Layers to evaluate: all, 0-12, 4,8,12 (k = output of block k)."),
     pool: Optional[str] = typer.Option(None, help="mean, mean_patch, cls or mean+cls (preset: mean)."),
     head: Optional[str] = typer.Option(None, help="Head fitted per layer: linear or mlp (preset: linear)."),
@@ -392,7 +598,6 @@ def bench(
 ) -> None:
     """Benchmark on the official splits: every layer's test accuracy, summaries last/cv/searched/oracle, baselines."""
     from rich.console import Console
-    from rich.table import Table
 
     from tivit.bench import BenchConfig, BenchError, run_bench
     from tivit.data import DatasetError
@@ -400,41 +605,39 @@ def bench(
     from tivit.report import load_run, summary_rows, write_report
 
     console = Console()
+    bs = _batch_size(batch_size)
+    _check_writable(out, "--out", folder=True)
+    rparams = _pairs(renderer_args, "--renderer-args")
     try:
         config = BenchConfig(
             preset=preset, encoder=encoder, weights=weights,
-            encoder_args=tuple(_parse_encoder_args(encoder_args).items()),
-            renderer=renderer, renderer_params=tuple(_parse_encoder_args(renderer_args).items()), layers=layers,
+            encoder_args=tuple(_pairs(encoder_args, "--encoder-args").items()),
+            renderer=renderer, renderer_params=tuple(rparams.items()), layers=layers,
             pool=pool, head=head, C=c, normalize=normalize, unequal_length=unequal_length, missing=missing,
             baselines=baselines, search_trials=search_trials, seed=seed,
         )
+        _preset_renderer(config.preset, config.renderer, "--renderer-args", rparams)  # a bad one fails now
         run = run_bench(
-            datasets_, out, config, archive=archive, data_dir=data_dir, resume=resume,
-            batch_size=batch_size if batch_size == "auto" else int(batch_size), device=device,
+            datasets_, out, config, archive=archive, data_dir=data_dir, resume=resume, batch_size=bs, device=device,
             cache_dir=False if no_cache else None,
-            on_dataset=lambda rec, i, n, eta: console.print(_bench_line(rec, i, n, eta), highlight=False),
+            on_dataset=lambda rec, i, n, eta: console.print(_bench_line(rec, i, n, eta), highlight=False,
+                                                            soft_wrap=True),
         )
     except KeyboardInterrupt:
-        Console(stderr=True).print(f"interrupted: finished datasets are kept in {out}; rerun with --resume")
+        _say(f"interrupted: finished datasets are kept in {out}; rerun with --resume", err=True)
         raise typer.Exit(code=130)
     except (BenchError, DatasetError, EncoderError, EncoderWeightsError, ValueError, TypeError) as err:
         _fail(str(err))
-        return
     if run.skipped:
-        console.print(f"resumed: {len(run.skipped)} finished datasets kept ({', '.join(run.skipped)})", highlight=False)
+        _say(f"resumed: {len(run.skipped)} finished datasets kept ({', '.join(run.skipped)})")
     if run.records:
         header, rows = summary_rows(load_run(out))
-        title = f"{len(run.records)} datasets" + (" [bold red]RANDOM WEIGHTS[/]" if run.random_weights else "")
-        table = Table(title=title)
-        for col in header:
-            table.add_column(col, justify="left" if col == "dataset" else "right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        title = f"{len(run.records)} datasets" + (_red("RANDOM WEIGHTS") if run.random_weights else "")
+        console.print(_summary_table(title, header, rows))
         if report:
             files = write_report(out)
-            console.print(f"report: {files.markdown} and {files.html.name}", highlight=False)
-    console.print(f"-> {run.results_csv}, {run.summary_csv}", highlight=False)
+            _say(f"report: {files.markdown} and {files.html.name}")
+    _say(f"-> {run.results_csv}, {run.summary_csv}")
     if run.failed:
         _fail(f"{len(run.failed)} dataset(s) failed: {', '.join(run.failed)} (details in {out / 'runs.jsonl'}); "
               "fix the cause and rerun with --resume")
@@ -446,22 +649,31 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: RUN_DIR/report)."),
 ) -> None:
     """Write the Markdown and HTML report of a bench run, with the layer curves and the CD diagram (PNG)."""
-    from rich.console import Console
-
     from tivit.report import ReportError, write_report
 
+    if out is not None:
+        _check_writable(out, "--out", folder=True)
     try:
         files = write_report(run_dir, out)
     except ReportError as err:
         _fail(str(err))
-        return
+    except OSError as err:
+        _fail(f"cannot write the report to {out or run_dir / 'report'}: {err.strerror or err}")
     pngs = [str(p) for p in (files.layers_png, files.cd_png) if p is not None]
-    Console().print(f"{files.markdown}\n{files.html}\n" + "\n".join(pngs), highlight=False)
+    _say(f"{files.markdown}\n{files.html}\n" + "\n".join(pngs))
 
 
 def main() -> None:
-    """Entry point of the ``tivit`` script."""
-    app()
+    """Entry point of the ``tivit`` script. Warnings raised while a command runs (a corrupt cache
+    chunk, a library's notice) print as one ``warning: ...`` line, not Python's two-line format."""
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":
