@@ -75,6 +75,30 @@ def test_corrupt_chunk_is_reported_and_removed(tmp_path):
     assert entry.read_chunk(0) is not None
 
 
+def test_sidecars_that_are_not_objects_are_corrupt_not_fatal(tmp_path):
+    entry = EmbeddingCache(tmp_path).open("ab" * 32, [3], n=4, chunk_size=2, config=_config())
+    entry.write_chunk(0, np.ones((2, 1, 4), np.float32))
+    for text in ("null", "[1, 2]"):
+        entry.write_chunk(1, np.ones((2, 1, 4), np.float32))
+        (entry.path / "chunk-00001.json").write_text(text)
+        with pytest.warns(CacheWarning, match="chunk-00001.npy"):
+            assert entry.read_chunk(1) is None
+
+
+def test_a_chunk_written_under_another_chunk_size_is_never_served(tmp_path):
+    """Two writers that opened one new entry with different chunk sizes: the record says 4 rows a
+    chunk, the other writer stored its chunk 2 as rows 16-19. Served as rows 8-11 it would be wrong."""
+    cache = EmbeddingCache(tmp_path)
+    key = "cd" * 32
+    four = cache.open(key, [1], n=24, chunk_size=4, config=_config())
+    from tivit.cache import CacheEntry
+
+    eight = CacheEntry(four.path, {**four.record, "chunk_size": 8})  # the other process's view
+    eight.write_chunk(2, np.full((8, 1, 4), 7.0, np.float32))
+    with pytest.warns(CacheWarning, match=r"holds rows \[16, 24\]"):
+        assert four.read_chunk(2) is None
+
+
 def test_corrupt_record_drops_the_entry(tmp_path):
     cache = EmbeddingCache(tmp_path)
     key = "01" * 32
@@ -84,6 +108,10 @@ def test_corrupt_record_drops_the_entry(tmp_path):
     with pytest.warns(CacheWarning, match="record.json"):
         fresh = cache.open(key, [1], n=2, chunk_size=2, config=_config())
     assert fresh.done() == []
+    record = json.loads((fresh.path / "record.json").read_text())
+    (fresh.path / "record.json").write_text(json.dumps({**record, "chunk_size": 0}))
+    with pytest.warns(CacheWarning, match="chunk_size=0"):
+        assert cache.open(key, [1], n=2, chunk_size=2, config=_config()).done() == []
 
 
 def test_open_serves_a_complete_superset_and_resumes_an_exact_entry(tmp_path):

@@ -149,6 +149,8 @@ def test_bad_inputs(tiny, images):
         load_encoder("dinov2-small", weights="random")
     with pytest.raises(EncoderError, match="not a ViT-family"):
         load_encoder("resnet18", weights="random")
+    with pytest.raises(EncoderError, match="does not return its prefix tokens per block"):
+        load_encoder("cait_xxs24_224", weights="random", img_size=32, depth=1, depth_token_only=1)
     with pytest.raises(EncoderError, match="'gpu' is not a torch device"):
         load_encoder("vit_small_patch16_224", weights="random", device="gpu", **TINY)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -195,6 +197,30 @@ def test_wrong_or_missing_weights_file(tmp_path):
     torch.save(other.model.state_dict(), path)
     with pytest.raises(EncoderWeightsError, match="does not fit"):
         load_encoder("vit_small_patch16_224", weights=path, **TINY)
+    with pytest.raises(EncoderWeightsError, match="is a folder, not a file"):
+        load_encoder("vit_small_patch16_224", weights=tmp_path, **TINY)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    with pytest.raises(EncoderWeightsError, match="does not fit"):
+        load_encoder("vit_small_patch16_224", weights=garbage, **TINY)
+
+
+def test_a_weights_file_must_set_every_tensor(tmp_path):
+    """A file that fits nothing (or only part of the model) is refused: timm would load it non-strictly
+    and leave random tensors behind a 'file:' label."""
+    empty = tmp_path / "empty.pth"
+    torch.save({}, empty)
+    with pytest.raises(EncoderWeightsError, match="leaves .* tensors unset"):
+        load_encoder("vit_small_patch16_224", weights=empty, **TINY)
+    shallow = load_encoder("vit_small_patch16_224", weights="random", img_size=32, depth=2)
+    path = tmp_path / "depth2.pth"
+    torch.save(shallow.model.state_dict(), path)
+    with pytest.raises(EncoderWeightsError, match=r"blocks\.2\."):  # a depth-3 model misses block 3
+        load_encoder("vit_small_patch16_224", weights=path, img_size=32, depth=3)
+    with pytest.warns(UserWarning, match="tensors are not used"):  # a shallower model reads the first blocks
+        one = load_encoder("vit_small_patch16_224", weights=path, img_size=32, depth=1)
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(one.forward_layers(images, [1]), shallow.forward_layers(images, [1]))
 
 
 def test_offline_missing_pretrained_error_names_alternatives(monkeypatch):

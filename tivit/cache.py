@@ -12,7 +12,9 @@ from it. Layout::
 Every file is written atomically; a chunk counts only when its sidecar exists and the checksum of
 its ``.npy`` matches, so a killed run leaves whole chunks and nothing half written. A corrupt chunk
 or record is reported with a warning naming the file, removed, and recomputed by the caller.
-Concurrent writers (ranks of a multi-device run) write distinct chunks or identical bytes.
+Concurrent writers (ranks of a multi-device run) write distinct chunks or identical bytes; a chunk
+written under another chunk size than the record's (two processes that opened one new entry with
+different batch settings) names other rows in its sidecar and is recomputed, never served.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class CacheEntry:
         self.layers: tuple[int, ...] = tuple(record["layers"])
         self.n: int = int(record["n"])
         self.chunk_size: int = int(record["chunk_size"])
+        if self.n < 1 or self.chunk_size < 1:
+            raise ValueError(f"n={self.n} and chunk_size={self.chunk_size} must be >= 1")
 
     @property
     def n_chunks(self) -> int:
@@ -123,14 +127,19 @@ class CacheEntry:
             return None
         try:
             meta = json.loads(sidecar.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError("the sidecar is not a JSON object")
             data = npy.read_bytes()
             if _sha256(data) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             values = np.load(io.BytesIO(data), allow_pickle=False)
             rows = self.rows(chunk)
+            if meta["rows"] != [rows.start, rows.stop]:  # written under another chunk size: other samples
+                raise ValueError(f"it holds rows {meta['rows']}, the record's chunk {chunk} is rows "
+                                 f"{[rows.start, rows.stop]}")
             if values.shape[:2] != (rows.stop - rows.start, len(self.layers)):
                 raise ValueError(f"shape {values.shape} does not match the record")
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:
             warnings.warn(f"corrupt cache chunk {npy} ({err}); recomputing it", CacheWarning, stacklevel=3)
             npy.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)

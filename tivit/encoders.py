@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import inspect
 import operator
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -498,13 +500,50 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _create(timm_name: str, pretrained: bool, kwargs: dict, overlay: dict | None = None):
+def _create(timm_name: str, pretrained: bool, kwargs: dict):
     import timm
 
-    kwargs = {"num_classes": 0, **kwargs}
-    if overlay:
-        kwargs["pretrained_cfg_overlay"] = overlay
-    return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+    return timm.create_model(timm_name, pretrained=pretrained, **{"num_classes": 0, **kwargs})
+
+
+def _load_file(timm_name: str, kwargs: dict, path: Path):
+    """The model with every tensor from the file at ``path``; a file that leaves one unset is an error.
+
+    timm's own file loading turns non-strict as soon as the classifier differs (tivit drops it), so
+    a file that fits no tensor at all loaded silently, leaving random weights labelled as a file's.
+    Here the file goes through the model family's checkpoint conversion (timm's
+    ``checkpoint_filter_fn``: original DINOv2/CLIP layouts, position embeddings resized to
+    ``img_size``) and then every tensor but the classifier (``head.*``) must come from it. Tensors
+    the model does not use (a deeper checkpoint read by a shallower model) are reported in a warning.
+    """
+    import sys
+
+    import torch
+    from timm.models import load_state_dict
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # whatever the checks below miss is at least the same on every load
+        model = _create(timm_name, False, kwargs)
+    try:
+        state = load_state_dict(str(path), use_ema=True, device="cpu")
+        convert = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+        if convert is not None:
+            state = convert(state, model)
+        result = model.load_state_dict(state, strict=False)
+    except Exception as err:  # torch, safetensors and pickle each fail in their own way on a bad file
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise EncoderWeightsError(f"weights file {path} does not fit {timm_name}: {first}") from err
+    missing = [k for k in result.missing_keys if not k.startswith("head")]
+    if missing:
+        raise EncoderWeightsError(
+            f"weights file {path} does not fit {timm_name}: it leaves {len(missing)} of its tensors unset "
+            f"(e.g. {', '.join(missing[:3])}); give the timm name and arguments the file was saved from"
+        )
+    unused = [k for k in result.unexpected_keys if not k.startswith("head")]
+    if unused:
+        warnings.warn(f"weights file {path}: {len(unused)} tensors are not used by {timm_name} with {kwargs} "
+                      f"(e.g. {', '.join(unused[:3])})", stacklevel=3)
+    return model
 
 
 def load_encoder(
@@ -551,21 +590,22 @@ def load_encoder(
         else:
             path = Path(weights).expanduser().resolve()
             if not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "does not exist"
                 raise EncoderWeightsError(
-                    f"weights file {str(weights)!r} does not exist; weights must be 'pretrained', 'random' or a path "
+                    f"weights file {str(weights)!r} {what}; weights must be 'pretrained', 'random' or a path "
                     "to a .safetensors/.pth/.bin file"
                 )
             sha = _sha256_file(path)
-            try:
-                model = _create(timm_name, True, kwargs, overlay={"file": str(path)})
-            except (RuntimeError, KeyError, ValueError, OSError) as err:
-                first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-                raise EncoderWeightsError(f"weights file {path} does not fit {timm_name}: {first}") from err
+            model = _load_file(timm_name, kwargs, path)
             weights_label = f"file:{sha[:12]}"
     except TypeError as err:
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
     if not (hasattr(model, "forward_intermediates") and hasattr(model, "blocks") and hasattr(model, "patch_embed")):
         raise EncoderError(f"{timm_name} is not a ViT-family model (no blocks/patch_embed/forward_intermediates)")
+    if "return_prefix_tokens" not in inspect.signature(model.forward_intermediates).parameters:
+        # CaiT, XCiT: blocks without the class token (it joins after them), so no per-layer prefix tokens
+        raise EncoderError(f"{timm_name} does not return its prefix tokens per block (CaiT/XCiT-style class "
+                           "attention); tivit reads ViT-family models whose blocks carry every token")
     model.eval().requires_grad_(False).to(device)
     resolved = _default_precision(device) if precision == "auto" else precision
     if not device.startswith("cuda"):
