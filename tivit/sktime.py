@@ -68,9 +68,10 @@ def _to_panel(X: Any) -> np.ndarray:
     raise TypeError(f"unsupported inner data type {type(X).__name__}")
 
 
-def _check_channels(panel: np.ndarray, fitted: int) -> np.ndarray:
-    """Series must have the channels the estimator was fitted on (features are per channel)."""
-    if panel.shape[1] != fitted:
+def _check_channels(panel: np.ndarray, fitted: int | None) -> np.ndarray:
+    """Series must have the channels the estimator was fitted on (features are per channel);
+    ``fitted`` is None for an estimator pickled before it recorded them."""
+    if fitted is not None and panel.shape[1] != fitted:
         raise ValueError(f"X has {panel.shape[1]} channel(s); the estimator was fitted on {fitted}")
     return panel
 
@@ -418,7 +419,7 @@ class TiViTClassifier(BaseClassifier):
 
     def _features(self, X):
         recipe = _Recipe(self)
-        panel = _check_channels(_to_panel(X), self.n_channels_)
+        panel = _check_channels(_to_panel(X), getattr(self, "n_channels_", None))
         panel = recipe.prepare(panel, self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
         emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
         if self.mode_ == "mix":
@@ -587,7 +588,7 @@ class TiViTTransformer(BaseTransformer):
 
         recipe = _Recipe(self)
         length = self.n_timepoints_ if recipe.unequal_length != "own-length" else None
-        panel = recipe.prepare(_check_channels(_to_panel(X), self.n_channels_), length)
+        panel = recipe.prepare(_check_channels(_to_panel(X), getattr(self, "n_channels_", None)), length)
         emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
         columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
         return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns)
