@@ -35,6 +35,8 @@ def test_wheel_contains_packages_kernels_and_script(wheel):
     for kernel in kernels:
         assert f"renderers/cuda/{kernel}" in names
     assert "tivit/__init__.py" in names and "renderers/__init__.py" in names
+    resources = sorted(p.name for p in (ROOT / "tivit" / "resources").iterdir() if p.suffix in (".csv", ".json", ".md"))
+    assert resources and all(f"tivit/resources/{name}" in names for name in resources)  # reference accuracies
     assert not any(n.startswith(("tests/", "benchmarks/", "notebooks/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tivit = tivit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
