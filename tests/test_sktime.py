@@ -209,9 +209,7 @@ def test_bad_input_gets_sktime_style_errors():
     ]:
         with pytest.raises(ValueError, match=match):
             TiViTClassifier(**{**TINY, **params}).fit(X_train, y_train)
-    lone = y_train.copy()
-    lone[:] = lone[0]
-    lone[-1] = "other"  # two classes, one of them a single series: no CV fold can fit on both
+    lone = np.array(["a"] * (len(y_train) - 1) + ["b"])  # two classes, one a single series: no CV fold fits both
     with pytest.raises(ValueError, match="single training sample.*layer=<int>"):
         TiViTClassifier(**TINY, layer="auto", search_trials=2).fit(X_train, lone)
 
