@@ -106,6 +106,8 @@ def test_embeddings_select_and_layer(enc, X):
     sub = emb.select([3, 1])
     assert sub.layers == (3, 1)
     np.testing.assert_array_equal(sub.values[:, 0], emb.layer(3))
+    one = emb.select(np.int64(2))  # a NumPy integer names one layer, as an int does
+    assert one.layers == (2,) and type(one.layers[0]) is int
     with pytest.raises(KeyError, match="available"):
         emb.layer(0)
 
@@ -142,6 +144,10 @@ def test_bad_arguments(enc, X):
         extract(X, "tivit", enc, layers=[1], pool="max", cache_dir=False)
     with pytest.raises(TypeError, match="X_train"):
         extract(load_dataset("GunPoint"), "tivit", enc, cache_dir=False)
+    with pytest.raises(TypeError, match="only apply when the encoder is given by name"):
+        extract(X, "tivit", enc, layers=[1], cache_dir=False, seed=5)  # a built encoder keeps its weights
+    with pytest.raises(TypeError, match="only apply when the encoder is given by name"):
+        extract(X, "tivit", enc, layers=[1], cache_dir=False, weights="random")
 
 
 def test_cache_hit_serves_without_encoding(enc, X, monkeypatch, tmp_path):

@@ -73,8 +73,8 @@ class Embeddings:
         return self.values[:, self.layers.index(k)]
 
     def select(self, layers: int | Iterable[int]) -> "Embeddings":
-        """The same embeddings restricted to ``layers`` (which must have been extracted)."""
-        wanted = [layers] if isinstance(layers, int) else list(layers)
+        """The same embeddings restricted to ``layers`` (which must have been extracted), in the order given."""
+        wanted = [int(k) for k in ([layers] if isinstance(layers, (int, np.integer)) else layers)]
         missing = [k for k in wanted if k not in self.layers]
         if missing:
             raise KeyError(f"layers {missing} were not extracted; available: {list(self.layers)}")
@@ -159,6 +159,9 @@ def _encoder(encoder: Any, weights: Any, device: str | None, seed: int, encoder_
     if isinstance(encoder, FrozenEncoder):
         if encoder_args:
             raise TypeError("encoder_args only apply when the encoder is given by name")
+        if weights != "pretrained" or seed != 0:  # a built encoder has its weights: these would be ignored
+            raise TypeError(f"weights={weights!r} and seed={seed!r} only apply when the encoder is given by name; "
+                            f"this encoder has {encoder.weights}")
         if device is not None and str(device) != encoder.device:
             encoder.to(device)
         return encoder
