@@ -33,7 +33,7 @@ import numpy as np
 from renderers import _lineplot, _recurrence, _tivit
 from renderers._config import Config
 from renderers._resize import bounds
-from renderers._series import SeriesError, groups, own_lengths
+from renderers._series import groups, own_lengths
 
 KERNEL_FILES = {
     "tivit": "tivit.cu", "gasf": "gaf.cu", "gadf": "gaf.cu", "mtf": "mtf.cu",
@@ -185,11 +185,8 @@ def _tivit_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     h, w = idx.shape
     rs, re_ = bounds(h, size, cfg.resize)
     cs, ce = bounds(w, size, cfg.resize)
-    if cfg.median == "lower" and not _fits_float32(xp, xg):
-        raise SeriesError(
-            "series values exceed float32's range, in which the published recipe (median='lower', the "
-            "'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
-        )
+    if cfg.median == "lower":
+        _tivit.check_float32_range(_fits_float32(xp, xg))
     sorted_rows = xp.sort(xg, axis=1)
     n = np.int64(xg.shape[0])
     launch("tivit_image", int(n) * size * size, (

@@ -89,6 +89,16 @@ def numpy_image(x: np.ndarray, cfg: TiViTConfig, size: int) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def check_float32_range(finite_in_float32: bool) -> None:
+    """The published recipe (lower median) computes in float32: a finite float64 value beyond its
+    range is an error there, not an image of NaN (every backend checks through this)."""
+    if not finite_in_float32:
+        raise SeriesError(
+            "series values exceed float32's range, in which the published recipe (median='lower', "
+            "the 'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
+        )
+
+
 def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
     """``(g, T)`` series -> their pixel values: robust scaling, min-max, gamma (float32 result).
 
@@ -101,11 +111,8 @@ def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
     published = cfg.median == "lower"
     if published:
         x32 = x.float()
-        if x.dtype == torch.float64 and not bool(torch.isfinite(x32).all()):
-            raise SeriesError(
-                "series values exceed float32's range, in which the published recipe (median='lower', "
-                "the 'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
-            )
+        if x.dtype == torch.float64:
+            check_float32_range(bool(torch.isfinite(x32).all()))
         x = x32
         median = x.median(dim=1, keepdim=True).values
     else:
