@@ -137,6 +137,11 @@ def test_train_split_without_test_split_says_which_file_is_missing(tmp_path):
     _write_split(tmp_path / "NoTest", "NoTest", "TRAIN", ["1\t0.1\t0.2"])
     with pytest.raises(DatasetError, match=r"NoTest_TRAIN\.tsv has no NoTest_TEST\.tsv beside it"):
         load_dataset("NoTest", data_dir=tmp_path)
+    for split in ("TRAIN", "TEST"):  # a regression set has both files and is simply not a dataset here
+        (tmp_path / "Reg").mkdir(exist_ok=True)
+        (tmp_path / "Reg" / f"Reg_{split}.ts").write_text("@targetLabel true\n@data\n1,2,3:0.5\n")
+    with pytest.raises(DatasetError, match="unknown dataset 'Reg'"):
+        load_dataset("Reg", data_dir=tmp_path)
 
 
 def test_list_datasets_covers_every_bundled_source():

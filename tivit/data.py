@@ -191,15 +191,22 @@ def _archive_of(path: Path, fmt: str) -> str | None:
     return archive
 
 
-def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
-    found: list[DatasetInfo] = []
+def _train_files(root: Path) -> Iterable[tuple[str, str, Path, Path]]:
+    """``(name, format, train file, test file)`` of every ``<Name>_TRAIN.<format>`` under ``root``
+    (the test file may not exist)."""
     for folder in _candidate_folders(root):
         for fmt in FORMATS:
             for train in sorted(folder.glob(f"*_TRAIN.{fmt}")):
                 name = train.name[: -len(f"_TRAIN.{fmt}")]
-                archive = _archive_of(train, fmt)
-                if archive is not None and (folder / f"{name}_TEST.{fmt}").is_file():
-                    found.append(DatasetInfo(name, archive, source, folder, fmt))
+                yield name, fmt, train, folder / f"{name}_TEST.{fmt}"
+
+
+def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
+    found: list[DatasetInfo] = []
+    for name, fmt, train, test in _train_files(root):
+        archive = _archive_of(train, fmt)
+        if archive is not None and test.is_file():
+            found.append(DatasetInfo(name, archive, source, train.parent, fmt))
     return found
 
 
@@ -225,13 +232,10 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     folded = {i.name.lower(): i for i in infos}
     if name.lower() in folded:
         return folded[name.lower()]
-    for source, root in search_locations(data_dir):  # a train file without its test file is not a dataset
-        for folder in _candidate_folders(root):
-            for fmt in FORMATS:
-                for train in folder.glob(f"*_TRAIN.{fmt}"):
-                    if train.name[: -len(f"_TRAIN.{fmt}")].lower() == name.lower():
-                        raise DatasetError(f"dataset {name!r}: {train} has no {train.name.replace('_TRAIN.', '_TEST.')} "
-                                           "beside it; a dataset needs both splits")
+    for _, root in search_locations(data_dir):  # a train file without its test file is not a dataset
+        for found, _, train, test in _train_files(root):
+            if found.lower() == name.lower() and not test.is_file():
+                raise DatasetError(f"dataset {name!r}: {train} has no {test.name} beside it; a dataset needs both splits")
     close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     where = "; ".join(f"{src}: {path}" for src, path in search_locations(data_dir))
