@@ -5,6 +5,7 @@ import pickle
 import pytest
 import torch
 
+from tivit import encoders
 from tivit.encoders import (
     ENCODERS,
     POOLS,
@@ -138,6 +139,13 @@ def test_resolve_layers():
         resolve_layers([1.5], 12)
     with pytest.raises(EncoderError, match="empty"):
         resolve_layers([], 12)
+    # ranges: negative bounds count from the end; a reversed range is named, not called empty
+    assert resolve_layers("10--1", 12) == (10, 11, 12)
+    assert resolve_layers("-3--2", 12) == (10, 11)
+    with pytest.raises(EncoderError, match=r"'3-1' runs backwards: give the lower layer first \('1-3'\)"):
+        resolve_layers("3-1", 12)
+    with pytest.raises(EncoderError, match=r"layer range '0-20': layer 20 is out of range .* 0\.\.12"):
+        resolve_layers("0-20", 12)
 
 
 def test_bad_inputs(tiny, images):
@@ -151,6 +159,22 @@ def test_bad_inputs(tiny, images):
         load_encoder("resnet18", weights="random")
     with pytest.raises(EncoderError, match="does not return its prefix tokens per block"):
         load_encoder("cait_xxs24_224", weights="random", img_size=32, depth=1, depth_token_only=1)
+    # judged before any weights are looked for: offline, a ResNet is not reported as missing weights
+    with pytest.raises(EncoderError, match="not a ViT-family"):
+        load_encoder("resnet18", weights="pretrained")
+    for weights in ("random", "pretrained"):
+        with pytest.raises(EncoderError, match=r"unknown pretrained tag 'nosuch' for vit_small_patch16_224: its "
+                                               r"tags are .*augreg_in1k"):
+            load_encoder("vit_small_patch16_224.nosuch", weights=weights, **TINY)
+    with pytest.raises(EncoderError, match="timm rejected the arguments"):
+        load_encoder("vit_small_patch16_224", weights="random", no_such_argument=1)
+
+
+def test_models_that_cannot_build_without_tensors_are_judged_after_the_real_build(monkeypatch):
+    monkeypatch.setattr(encoders, "_weightless", lambda *a: None)
+    with pytest.raises(EncoderError, match="not a ViT-family"):
+        load_encoder("resnet18", weights="random")
+    assert load_encoder("vit_small_patch16_224", weights="random", **TINY).depth == TINY["depth"]
     with pytest.raises(EncoderError, match="'gpu' is not a torch device"):
         load_encoder("vit_small_patch16_224", weights="random", device="gpu", **TINY)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0

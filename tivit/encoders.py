@@ -170,8 +170,18 @@ def _parse_layer_string(text: str, depth: int) -> list[int]:
             raise EncoderError(
                 f"cannot read layers {text!r}: use 'all', 'middle', a number, a list '1,4,8' or a range '0-12'"
             )
-        lo = int(match.group(1))
-        out.extend(range(lo, int(match.group(2)) + 1) if match.group(2) else [lo])
+        if match.group(2) is None:
+            out.append(int(match.group(1)))
+            continue
+        lo, hi = (int(v) for v in match.groups())
+        a, b = (depth + 1 + v if v < 0 else v for v in (lo, hi))  # negative bounds count from the end
+        for v, v_abs in ((lo, a), (hi, b)):
+            if not 0 <= v_abs <= depth:
+                raise EncoderError(f"layer range {part!r}: layer {v} is out of range for a model with {depth} "
+                                   f"blocks (valid layers are 0..{depth}; negative counts from the end)")
+        if a > b:
+            raise EncoderError(f"layer range {part!r} runs backwards: give the lower layer first ('{hi}-{lo}')")
+        out.extend(range(a, b + 1))
     return out
 
 
@@ -480,8 +490,14 @@ def _resolve_name(name: str) -> tuple[str, str, dict]:
     if key.lower() in ENCODERS:
         spec = ENCODERS[key.lower()]
         return spec.name, spec.timm_name, dict(spec.timm_kwargs)
-    base = key.split(".")[0]
-    if timm.is_model(base) or timm.is_model(key):
+    base, _, tag = key.partition(".")
+    if timm.is_model(base) and tag:
+        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{base}.*")]
+        if tag not in tags:
+            known = f"its tags are {', '.join(tags)}" if tags else "timm knows no pretrained tags for it"
+            raise EncoderError(f"unknown pretrained tag {tag!r} for {base}: {known}")
+        return key, key, {}
+    if timm.is_model(base):
         return key, key, {}
     choices = list(ENCODERS) + timm.list_models("*vit*") + timm.list_models("eva*")
     close = difflib.get_close_matches(key, choices, n=4, cutoff=0.5)
@@ -580,6 +596,9 @@ def load_encoder(
         raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     weights_label, path, sha = str(weights), None, None
     try:
+        shape_only = _weightless(timm_name, kwargs)
+        if shape_only is not None:
+            _check_family(shape_only, timm_name)  # before any weights are looked for
         if weights == "random":
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
@@ -600,12 +619,8 @@ def load_encoder(
             weights_label = f"file:{sha[:12]}"
     except TypeError as err:
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
-    if not (hasattr(model, "forward_intermediates") and hasattr(model, "blocks") and hasattr(model, "patch_embed")):
-        raise EncoderError(f"{timm_name} is not a ViT-family model (no blocks/patch_embed/forward_intermediates)")
-    if "return_prefix_tokens" not in inspect.signature(model.forward_intermediates).parameters:
-        # CaiT, XCiT: blocks without the class token (it joins after them), so no per-layer prefix tokens
-        raise EncoderError(f"{timm_name} does not return its prefix tokens per block (CaiT/XCiT-style class "
-                           "attention); tivit reads ViT-family models whose blocks carry every token")
+    if shape_only is None:
+        _check_family(model, timm_name)
     model.eval().requires_grad_(False).to(device)
     resolved = _default_precision(device) if precision == "auto" else precision
     if not device.startswith("cuda"):
@@ -624,6 +639,31 @@ def load_encoder(
         _auto_precision=precision == "auto",
         compile=bool(compile),
     )
+
+
+def _weightless(timm_name: str, kwargs: dict):
+    """The model built on the ``meta`` device (shapes, no memory, no weights), or None for a model
+    whose construction needs real tensors. It lets a model tivit cannot read be refused before any
+    weights are looked for: a ResNet is "not a ViT" rather than "weights missing"."""
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return _create(timm_name, False, kwargs)
+    except TypeError:
+        raise  # timm rejected the arguments: reported by the caller
+    except Exception:  # noqa: BLE001 - e.g. .item() at construction; judged after the real build instead
+        return None
+
+
+def _check_family(model, timm_name: str) -> None:
+    """Refuse a model whose blocks tivit cannot read layer by layer."""
+    if not (hasattr(model, "forward_intermediates") and hasattr(model, "blocks") and hasattr(model, "patch_embed")):
+        raise EncoderError(f"{timm_name} is not a ViT-family model (no blocks/patch_embed/forward_intermediates)")
+    if "return_prefix_tokens" not in inspect.signature(model.forward_intermediates).parameters:
+        # CaiT, XCiT: blocks without the class token (it joins after them), so no per-layer prefix tokens
+        raise EncoderError(f"{timm_name} does not return its prefix tokens per block (CaiT/XCiT-style class "
+                           "attention); tivit reads ViT-family models whose blocks carry every token")
 
 
 def _load_pretrained(display: str, timm_name: str, kwargs: dict):
