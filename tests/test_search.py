@@ -266,7 +266,7 @@ def test_same_seed_same_best_trial(gunpoint, enc):
     assert runs[0].cv_score == runs[1].cv_score and runs[0].layer_scores == runs[1].layer_scores
 
 
-def test_interrupted_study_resumes_and_continues(gunpoint, enc, tmp_path, monkeypatch):
+def test_interrupted_study_resumes_and_continues(gunpoint, enc, tmp_path, monkeypatch, capfd):
     import optuna
 
     from tivit.cv import LinearFoldScores
@@ -282,8 +282,11 @@ def test_interrupted_study_resumes_and_continues(gunpoint, enc, tmp_path, monkey
         return original(self, *args)
 
     monkeypatch.setattr(LinearFoldScores, "accuracy", interrupt_at_8th_fold)
+    capfd.readouterr()
     with pytest.raises(KeyboardInterrupt):
         search(TrainOnly(gunpoint), enc, n_trials=6, n_splits=3, storage=storage, study_name="s", score_test=False)
+    printed = capfd.readouterr().err
+    assert "failed" not in printed and "Traceback" not in printed  # Optuna's warnings for it are dropped
     monkeypatch.setattr(LinearFoldScores, "accuracy", original)
     before = optuna.load_study(study_name="s", storage=storage).get_trials()
     done_before = [t for t in before if t.state.name in ("COMPLETE", "PRUNED")]
@@ -431,3 +434,26 @@ def test_bad_requests_fail_before_any_trial(gunpoint, enc, monkeypatch):
     with pytest.raises(SearchError, match="no X_train"):
         search(object(), enc, n_trials=2)
     assert calls == []  # nothing was embedded
+
+
+def test_only_interrupted_trials_lose_their_failure_warnings():
+    import logging
+    import sys
+
+    from tivit.search import _NoInterruptedTrialWarnings
+
+    def record(message, error=None):
+        info = None
+        if error is not None:
+            try:
+                raise error
+            except BaseException:  # noqa: BLE001 - the record carries whatever was raised
+                info = sys.exc_info()
+        return logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, message, None, info)
+
+    keep = _NoInterruptedTrialWarnings()
+    assert not keep.filter(record("Trial 3 failed with parameters: {} because of ...", KeyboardInterrupt()))
+    assert not keep.filter(record("Trial 3 failed with value None."))
+    assert keep.filter(record("Trial 4 failed with value None."))  # only the interrupted trial's line
+    assert keep.filter(record("Trial 5 failed with parameters: {} because of ...", ValueError("bad")))
+    assert keep.filter(record("Trial 5 failed with value None."))

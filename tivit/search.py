@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 import warnings
@@ -305,17 +306,40 @@ def _objective(space: SearchSpace, layers: Sequence[int], store: _EmbeddingStore
 # study plumbing
 
 
+class _NoInterruptedTrialWarnings(logging.Filter):
+    """Drops Optuna's two "Trial N failed" warnings (the first with a traceback) for a trial stopped
+    by Ctrl-C: no trial was at fault, and the caller reports the interruption in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_interrupt = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info
+        if exc and exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            self.after_interrupt = True  # the next "failed with value" line belongs to the same trial
+            return False
+        if self.after_interrupt and "failed with value" in record.getMessage():
+            self.after_interrupt = False
+            return False
+        return True
+
+
 @contextlib.contextmanager
 def _quiet_optuna() -> Iterator[None]:
     import optuna
 
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial_logger = logging.getLogger("optuna.study._optimize")  # where Optuna reports failed trials
+    interrupted = _NoInterruptedTrialWarnings()
+    trial_logger.addFilter(interrupted)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             yield
     finally:
+        trial_logger.removeFilter(interrupted)
         optuna.logging.set_verbosity(level)
 
 
