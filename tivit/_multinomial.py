@@ -97,22 +97,24 @@ def _split(theta: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _times_w(x: torch.Tensor, act: _Active, W: torch.Tensor) -> torch.Tensor:
-    """``x[layer(p)] @ W[p]`` for every active problem, transposed: ``(A, k, n)``.
+    """``(x[layer(p)] @ W[p])^T`` for every active problem: ``(A, k, n)``.
 
-    The problems that read one layer share one product (their weights side by side).
+    Computed as ``W^T x^T``, which writes the class-major result directly; MKL runs this
+    orientation up to 3x faster than ``x W`` for 10 columns (on AMD EPYC; no slower on Intel). The
+    problems that read one layer share one product (their weights stacked as rows).
     """
+    Wt = W.transpose(1, 2)  # (A, k, d)
     if act.dense:
-        return torch.bmm(x, W).transpose(1, 2)
-    A, d, k = W.shape
-    out = torch.empty(A, x.shape[1], k, device=x.device)
+        return torch.bmm(Wt, x.transpose(1, 2))
+    A, k, d = Wt.shape
+    out = torch.empty(A, k, x.shape[1], device=x.device)
     for layer, rows in act.by_layer:
         if len(rows) == 1:
-            torch.mm(x[layer], W[rows[0]], out=out[rows[0]])
+            torch.mm(Wt[rows[0]], x[layer].T, out=out[rows[0]])
         else:
             rows_t = _dev(rows, x)
-            cols = W[rows_t].permute(1, 0, 2).reshape(d, -1)
-            out[rows_t] = (x[layer] @ cols).view(-1, len(rows), k).permute(1, 0, 2)
-    return out.transpose(1, 2)
+            out[rows_t] = (Wt[rows_t].reshape(-1, d) @ x[layer].T).view(len(rows), k, -1)
+    return out
 
 
 def _r_times(x: torch.Tensor, act: _Active, R: torch.Tensor) -> torch.Tensor:
