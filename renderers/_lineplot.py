@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from renderers import _alloc
 from renderers._config import LinePlotConfig
 
 if TYPE_CHECKING:
@@ -71,7 +72,12 @@ def numpy_image(x: np.ndarray, cfg: LinePlotConfig, size: int) -> np.ndarray:
 
 
 def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Tensor":
-    """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32."""
+    """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32.
+
+    A line inks a band of rows in each column: the rows its nearby segments span, plus the reach.
+    Distances are computed on a band of ``B`` rows per column, as tall as the tallest band of the
+    batch (``B = size`` at worst); every pixel outside it is white, as the full computation gives.
+    """
     import torch
 
     g, t = x.shape
@@ -84,24 +90,34 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
     rows = ((1 - y) * (size - 1)).float()  # (g, t)
     cols = torch.from_numpy(geometry(np.zeros(t), cfg, size)[0]).float().to(dev)
     reach = cfg.line_width / 2 + 0.5
-    pr = torch.arange(size, dtype=torch.float32, device=dev)[None, :, None]  # pixel rows
     pc = torch.arange(size, dtype=torch.float32, device=dev)[None, None, :]  # pixel columns
     if t == 1:
+        pr = torch.arange(size, dtype=torch.float32, device=dev)[None, :, None]
         d2 = (pr - rows[:, :, None]) ** 2 + (pc - cols[0]) ** 2
-    else:
-        first, last = (torch.from_numpy(a).to(dev) for a in segment_range(t, size, reach))
-        d2 = torch.full((g, size, size), math.inf, device=dev)
-        for offset in range(int((last - first).max()) + 1):
-            seg = torch.minimum(first + offset, last)  # (size,) one segment per column
-            ax, dx = cols[seg], cols[seg + 1] - cols[seg]  # (size,): columns are shared by all series
-            ay = rows[:, seg][:, None, :]
-            dy = rows[:, seg + 1][:, None, :] - ay
-            norm = dx * dx + dy * dy
-            norm = norm + (norm == 0)
-            ux = pc - ax  # (1, 1, size)
-            uy = pr - ay  # (g, size, size)
-            proj = torch.addcmul(ux * dx, uy, dy).div_(norm).clamp_(0, 1)
-            ex = ux - proj * dx
-            ey = uy.sub_(proj.mul_(dy))
-            d2 = torch.minimum(d2, torch.addcmul(ex * ex, ey, ey))
-    return 1 - torch.clamp(reach - d2.sqrt_(), 0, 1)
+        return 1 - torch.clamp(reach - d2.sqrt_(), 0, 1)
+    first, last = (torch.from_numpy(a).to(dev) for a in segment_range(t, size, reach))
+    segments = [torch.minimum(first + k, last) for k in range(int((last - first).max()) + 1)]  # per column
+    ends = torch.stack([rows[:, seg] for seg in segments] + [rows[:, segments[-1] + 1]])  # (offsets + 1, g, size)
+    top = ends.amin(0).sub_(reach).floor_().clamp_(min=0)  # first row a segment can ink, per series and column
+    height = int((ends.amax(0) + reach).ceil_().sub_(top).max()) + 1
+    band = min(size, max(1, height))
+    top = top.clamp_(max=size - band)[:, None, :]  # (g, 1, size): the band stays inside the image
+    pr = top + torch.arange(band, dtype=torch.float32, device=dev)[None, :, None]  # (g, band, size) pixel rows
+    d2 = torch.full((g, band, size), math.inf, device=dev)
+    for seg in segments:
+        ax, dx = cols[seg], cols[seg + 1] - cols[seg]  # (size,): columns are shared by all series
+        ay = rows[:, seg][:, None, :]
+        dy = rows[:, seg + 1][:, None, :] - ay
+        norm = dx * dx + dy * dy
+        norm = norm + (norm == 0)
+        ux = pc - ax  # (1, 1, size)
+        uy = pr - ay  # (g, band, size)
+        proj = torch.addcmul(ux * dx, uy, dy).div_(norm).clamp_(0, 1)
+        ex = ux - proj * dx
+        ey = uy.sub_(proj.mul_(dy))
+        d2 = torch.minimum(d2, torch.addcmul(ex * ex, ey, ey))
+    values = 1 - torch.clamp(reach - d2.sqrt_(), 0, 1)
+    if band == size:
+        return values
+    image = _alloc.empty((g, size, size), dtype=torch.float32, device=dev).fill_(1.0)
+    return image.scatter_(1, pr.long(), values)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from renderers import _alloc
 from renderers._config import MTFConfig
 from renderers._resize import bounds, resize_numpy
 
@@ -78,5 +79,9 @@ def torch_images(x: "torch.Tensor", cfg: MTFConfig, size: int) -> "torch.Tensor"
     shares = shares.view(g, m, nb)  # H: share of each block's values in each bin
     if m < size:
         shares = shares[:, torch.from_numpy(bounds(m, size, cfg.resize)[0]).to(x.device)]
-    left = (shares @ w).float()
-    return torch.bmm(left, shares.float().transpose(1, 2)).clamp_(0, 1)
+    left, right = (shares @ w).float(), shares.float().transpose(1, 2)
+    # into huge-page memory, a few images at a time, each clamped while in cache (see _alloc)
+    out = _alloc.empty((g, size, size), dtype=torch.float32, device=x.device)
+    for chunk, lhs, rhs in _alloc.cache_chunks(out, left, right):
+        torch.bmm(lhs, rhs, out=chunk).clamp_(0, 1)
+    return out

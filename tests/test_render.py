@@ -193,6 +193,23 @@ def test_nearest_bounds_match_torch_interpolate(n_in, n_out):
     assert rows.long().tolist() == _resize.bounds(n_in, n_out, "nearest")[0].tolist()
 
 
+@pytest.mark.parametrize("product", [True, False])
+def test_both_ways_of_picking_columns_give_the_same_pixels(monkeypatch, product):
+    """Which way fills columns is timed per machine; the pixels must not depend on it."""
+    timed = _resize._product_is_faster
+    monkeypatch.setattr(_resize, "_product_is_faster", lambda *a: product)
+    X = _random_walks(5, 300, seed=4)
+    cfg = renderers.make_config("tivit", preset="paper")
+    expected = np.stack([_tivit.numpy_image(x, cfg, 100) for x in X])
+    got = renderers.render(torch.from_numpy(X), cfg, size=100, backend="torch")[:, 0].numpy()
+    np.testing.assert_array_equal(got, expected)
+    rows, cols = torch.randn(50, 9), np.array([0, 0, 3, 8, 8, 8, 1])
+    out = torch.empty(50, len(cols))
+    _resize.pick_columns_into(rows, cols, out)
+    assert torch.equal(out, rows[:, torch.from_numpy(cols)])
+    assert isinstance(timed(9, 7, 1), bool) and timed.cache_info().currsize >= 1
+
+
 # ---------------------------------------------------------------------------------------------
 # pyts
 
@@ -357,6 +374,20 @@ def test_lineplot_geometry():
     diagonal = image[np.arange(11)[::-1], np.arange(11)]  # from bottom-left to top-right
     assert (diagonal == 0).all()
     assert image[0, 0] == 1 and image[10, 10] == 1  # far corners stay white
+
+
+@pytest.mark.parametrize("spike", [False, True])
+def test_torch_lineplot_band_is_the_whole_drawing(spike):
+    """The torch lineplot measures distances on a band of rows per column; a smooth line needs a
+    narrow band, a spike one as tall as the image. Both must equal the reference everywhere."""
+    X = np.sin(np.linspace(0, 3, 4 * 200)).reshape(4, 200) * 0.1 + np.arange(4)[:, None]
+    if spike:
+        X[2, 100] = 50.0  # column 100 of series 2 spans every row
+    for size in (48, 96):
+        ref = renderers.render(X, "lineplot", size=size, backend="numpy", line_width=2.0)
+        got = renderers.render(torch.from_numpy(X), "lineplot", size=size, backend="torch", line_width=2.0)
+        np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
+        assert (ref < 0.5).any(axis=(1, 2, 3)).all()  # every series is drawn
 
 
 @pytest.mark.parametrize(
