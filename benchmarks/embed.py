@@ -32,13 +32,14 @@ import argparse
 import copy
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _machine import describe
 
 RESULT = Path(__file__).parent / "results" / "embed.json"
 BATCH = 32
@@ -347,8 +348,7 @@ def main() -> None:
         "random_weights": True,
         "note": "random weights (same compute as pretrained); CPU fp32; baseline = one truncated model per layer, "
         "per-sample uint8/PIL/processor preprocessing, same model, renderer and batch size",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": describe(),
         "matmul_gflops": {"before": peak, "after": peak_after, "reference": reference},
         "cases": cases,
         "rss": rss,

@@ -18,13 +18,13 @@ Prints the ratios and writes ``benchmarks/results/heads.json``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from _machine import describe
 
 RESULT = Path(__file__).parent / "results" / "heads.json"
 
@@ -157,8 +157,7 @@ def main() -> None:
         "max_accuracy_gap": gap,
         "target": {"ratio_at_most": 1 / 3, "accuracy_gap_at_most": 0.01},
         "met": met,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "threads": args.threads, "load_average": list(os.getloadavg())},
+        "machine": describe(threads=args.threads),
     })
     print(f"wrote {RESULT}")
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _machine import describe
 
 RESULT = Path(__file__).parent / "results" / "render.json"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -324,9 +325,7 @@ def main() -> None:
 
     result = dict(
         benchmark="render",
-        machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
-                     torch_threads=torch.get_num_threads(), torch=torch.__version__,
-                     cuda=torch.cuda.is_available(), load_average_start=list(os.getloadavg())),
+        machine=describe(),
         note=f"{os.cpu_count()}-core CPU shared with other jobs while measured; timings are best-of-N wall clock, "
              f"{args.threads} torch thread(s), the per-sample loop's torch ops included; pyts is single-threaded",
     )

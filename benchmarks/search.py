@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _machine import describe
 
 RESULT = Path(__file__).parent / "results" / "search.json"
 ACCURACY_DATASETS = (
@@ -136,13 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    import torch
-
     from tivit._atomic import atomic_write_json
 
     out = {"benchmark": "search", "label": LABEL, "random_weights": True,
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "torch_threads": torch.get_num_threads(), "loadavg_at_start": os.getloadavg()}}
+           "machine": describe()}
     with contextlib.ExitStack() as stack:
         cache_dir = args.cache_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="tivit-bench-search-"))
         if args.part in ("speed", "both"):

@@ -1,0 +1,69 @@
+"""What a benchmark ran on, recorded next to its figures.
+
+Ratios against a baseline move with the CPU and the library versions, not only with our code: on
+an AMD EPYC with scikit-learn 1.9 the ``heads`` baseline ran 3.4x faster than on the Intel machine
+of earlier records, and MKL's fastest matrix layouts differ between the two. A record without its
+CPU model, BLAS and versions cannot be compared with another.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+_PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "pyts", "sktime", "timm", "optuna", "lightning", "tivit")
+
+
+_ISA = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_model() -> dict:
+    """The CPU as ``/proc/cpuinfo`` describes it (vendor, model name, the vector extensions that
+    decide which BLAS kernels run); elsewhere what ``platform`` knows."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("vendor_id", "model name", "flags") and key not in fields:
+                    fields[key] = value.strip()
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return {"model": platform.processor() or platform.machine()}
+    flags = set(fields.get("flags", "").split())
+    return {"vendor": fields.get("vendor_id"), "model": fields["model name"], "isa": [f for f in _ISA if f in flags]}
+
+
+def versions() -> dict:
+    """Installed versions of the packages the benchmarks time (None: not installed)."""
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def describe(**extra) -> dict:
+    """The machine record of a result file: platform, CPU, core count, torch's BLAS and threads,
+    package versions, the load average now; ``extra`` entries are added as given."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split() if part.startswith("BLAS_INFO=")),
+                None)
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "torch_blas": blas,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "versions": versions(),
+        "load_average": list(os.getloadavg()),
+        **extra,
+    }
