@@ -1,9 +1,9 @@
 """What a benchmark ran on, recorded next to its figures.
 
-Ratios against a baseline move with the CPU and the library versions, not only with our code: on
-an AMD EPYC with scikit-learn 1.9 the ``heads`` baseline ran 3.4x faster than on the Intel machine
-of earlier records, and MKL's fastest matrix layouts differ between the two. A record without its
-CPU model, BLAS and versions cannot be compared with another.
+Ratios against a baseline move with the machine, not only with our code: the ``heads`` baseline
+ran 3.4x faster on an AMD EPYC than on the (unrecorded) machine of earlier records, and MKL's
+fastest matrix layouts differ between the two. A record without its CPU model, BLAS and library
+versions cannot be compared with another.
 """
 
 from __future__ import annotations

@@ -152,7 +152,12 @@ def main() -> None:
         import json
 
         old = json.loads(RESULT.read_text())
-        out.update({k: old[k] for k in ("speed", "accuracy") if k in old and k not in out})
+        for part in ("speed", "accuracy"):
+            if part in old and part not in out:  # kept with the machine it was measured on
+                out[part] = {"machine": old.get("machine"), **old[part]}
+    for part in ("speed", "accuracy"):
+        if part in out and "machine" not in out[part]:
+            out[part]["machine"] = out["machine"]
     atomic_write_json(RESULT, out)
     print(f"wrote {RESULT}")
 

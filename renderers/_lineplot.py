@@ -18,6 +18,8 @@ import numpy as np
 from renderers import _alloc
 from renderers._config import LinePlotConfig
 
+_BAND_GROUP = 32  # series per pass: grouped by band height, so a steep series widens only its group's band
+
 if TYPE_CHECKING:
     import torch
 
@@ -75,8 +77,9 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
     """Batched: ``(g, T)`` series of one length -> ``(g, size, size)`` float32.
 
     A line inks a band of rows in each column: the rows its nearby segments span, plus the reach.
-    Distances are computed on a band of ``B`` rows per column, as tall as the tallest band of the
-    batch (``B = size`` at worst); every pixel outside it is white, as the full computation gives.
+    Distances are computed on a band of ``B`` rows per column, for groups of series with similar
+    bands, each as tall as its tallest (``B = size`` at worst); every pixel outside a band is
+    white, as the full computation gives.
     """
     import torch
 
@@ -99,11 +102,29 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
     segments = [torch.minimum(first + k, last) for k in range(int((last - first).max()) + 1)]  # per column
     ends = torch.stack([rows[:, seg] for seg in segments] + [rows[:, segments[-1] + 1]])  # (offsets + 1, g, size)
     top = ends.amin(0).sub_(reach).floor_().clamp_(min=0)  # first row a segment can ink, per series and column
-    height = int((ends.amax(0) + reach).ceil_().sub_(top).max()) + 1
-    band = min(size, max(1, height))
-    top = top.clamp_(max=size - band)[:, None, :]  # (g, 1, size): the band stays inside the image
-    pr = top + torch.arange(band, dtype=torch.float32, device=dev)[None, :, None]  # (g, band, size) pixel rows
-    d2 = torch.full((g, band, size), math.inf, device=dev)
+    heights = (ends.amax(0) + reach).ceil_().sub_(top).amax(1).long() + 1  # (g,) rows each series' band needs
+    image = _alloc.empty((g, size, size), dtype=torch.float32, device=dev)
+    if bool((heights < size).any()):
+        image.fill_(1.0)
+    for group in torch.argsort(heights).split(_BAND_GROUP):  # series with similar bands share a pass
+        band = min(size, max(1, int(heights[group].max())))
+        pr = top[group].clamp(max=size - band)[:, None, :]  # (G, 1, size): the band stays inside the image
+        pr = pr + torch.arange(band, dtype=torch.float32, device=dev)[None, :, None]  # (G, band, size) pixel rows
+        values = _band_values(rows[group], cols, segments, pr, pc, reach)
+        if band == size:
+            image.index_copy_(0, group, values)
+        else:
+            pixel = (group[:, None, None] * size + pr.long()) * size + pc.long()
+            image.view(-1).scatter_(0, pixel.view(-1), values.view(-1))
+    return image
+
+
+def _band_values(rows, cols, segments, pr, pc, reach: float) -> "torch.Tensor":
+    """Pixel values ``1 - coverage`` at pixel rows ``pr`` ``(G, band, size)`` of series with point rows
+    ``rows`` ``(G, T)``: the least distance to the segments each column can reach."""
+    import torch
+
+    d2 = torch.full(pr.shape, math.inf, device=pr.device)
     for seg in segments:
         ax, dx = cols[seg], cols[seg + 1] - cols[seg]  # (size,): columns are shared by all series
         ay = rows[:, seg][:, None, :]
@@ -111,13 +132,9 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
         norm = dx * dx + dy * dy
         norm = norm + (norm == 0)
         ux = pc - ax  # (1, 1, size)
-        uy = pr - ay  # (g, band, size)
+        uy = pr - ay  # (G, band, size)
         proj = torch.addcmul(ux * dx, uy, dy).div_(norm).clamp_(0, 1)
         ex = ux - proj * dx
         ey = uy.sub_(proj.mul_(dy))
         d2 = torch.minimum(d2, torch.addcmul(ex * ex, ey, ey))
-    values = 1 - torch.clamp(reach - d2.sqrt_(), 0, 1)
-    if band == size:
-        return values
-    image = _alloc.empty((g, size, size), dtype=torch.float32, device=dev).fill_(1.0)
-    return image.scatter_(1, pr.long(), values)
+    return 1 - torch.clamp(reach - d2.sqrt_(), 0, 1)

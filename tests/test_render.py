@@ -376,11 +376,16 @@ def test_lineplot_geometry():
     assert image[0, 0] == 1 and image[10, 10] == 1  # far corners stay white
 
 
+@pytest.mark.parametrize("group", [2, 32])
 @pytest.mark.parametrize("spike", [False, True])
-def test_torch_lineplot_band_is_the_whole_drawing(spike):
-    """The torch lineplot measures distances on a band of rows per column; a smooth line needs a
-    narrow band, a spike one as tall as the image. Both must equal the reference everywhere."""
-    X = np.sin(np.linspace(0, 3, 4 * 200)).reshape(4, 200) * 0.1 + np.arange(4)[:, None]
+def test_torch_lineplot_band_is_the_whole_drawing(spike, group, monkeypatch):
+    """The torch lineplot measures distances on a band of rows per column, series grouped by band
+    height; a smooth line needs a narrow band, a spike one as tall as the image. All must equal the
+    reference everywhere."""
+    from renderers import _lineplot
+
+    monkeypatch.setattr(_lineplot, "_BAND_GROUP", group)
+    X = np.sin(np.linspace(0, 3, 5 * 200)).reshape(5, 200) * np.array([[0.1], [1], [0.1], [3], [0.01]])
     if spike:
         X[2, 100] = 50.0  # column 100 of series 2 spans every row
     for size in (48, 96):
