@@ -106,7 +106,8 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
     image = _alloc.empty((g, size, size), dtype=torch.float32, device=dev)
     if bool((heights < size).any()):
         image.fill_(1.0)
-    for group in torch.argsort(heights).split(_BAND_GROUP):  # series with similar bands share a pass
+    per_pass = _BAND_GROUP if dev.type == "cpu" else g  # a GPU takes the batch in one pass
+    for group in torch.argsort(heights).split(per_pass):  # series with similar bands share a pass
         band = min(size, max(1, int(heights[group].max())))
         pr = top[group].clamp(max=size - band)[:, None, :]  # (G, 1, size): the band stays inside the image
         pr = pr + torch.arange(band, dtype=torch.float32, device=dev)[None, :, None]  # (G, band, size) pixel rows
@@ -124,7 +125,7 @@ def _band_values(rows, cols, segments, pr, pc, reach: float) -> "torch.Tensor":
     ``rows`` ``(G, T)``: the least distance to the segments each column can reach."""
     import torch
 
-    d2 = torch.full(pr.shape, math.inf, device=pr.device)
+    d2 = torch.full(pr.shape, math.inf, dtype=pr.dtype, device=pr.device)
     for seg in segments:
         ax, dx = cols[seg], cols[seg + 1] - cols[seg]  # (size,): columns are shared by all series
         ay = rows[:, seg][:, None, :]

@@ -137,7 +137,7 @@ def _product_is_faster(w: int, n_out: int, threads: int) -> bool:
 
     m = max(1, (1 << 19) // n_out)
     rows = torch.arange(m * w, dtype=torch.float32).view(m, w)  # not torch.rand: the user's RNG stays untouched
-    out = torch.empty(m, n_out)
+    out = torch.empty(m, n_out, dtype=torch.float32)
     cols = np.minimum(np.arange(n_out) * w // n_out, w - 1)
     pick, index = _pick_matrix(cols, w, torch.float32), torch.from_numpy(cols)
     best = {"product": float("inf"), "index_select": float("inf")}

@@ -13,3 +13,14 @@ import pytest  # noqa: E402
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test writes its embedding cache under its own temporary folder."""
     monkeypatch.setenv("TIVIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def float64_default():
+    """torch's default dtype set to float64 for one test (some users do): tivit stays float32."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)

@@ -163,9 +163,11 @@ def test_bad_inputs(tiny, images):
     with pytest.raises(EncoderError, match="not a ViT-family"):
         load_encoder("resnet18", weights="pretrained")
     for weights in ("random", "pretrained"):
-        with pytest.raises(EncoderError, match=r"unknown pretrained tag 'nosuch' for vit_small_patch16_224: its "
+        with pytest.raises(EncoderError, match=r"unknown tag 'nosuch' for vit_small_patch16_224: its "
                                                r"tags are .*augreg_in1k"):
             load_encoder("vit_small_patch16_224.nosuch", weights=weights, **TINY)
+    # a tag timm registers without downloadable weights still names a model
+    assert load_encoder("vit_base_patch16_gap_224.untrained", weights="random", img_size=32, depth=1).depth == 1
     with pytest.raises(EncoderError, match="timm rejected the arguments"):
         load_encoder("vit_small_patch16_224", weights="random", no_such_argument=1)
 
@@ -301,3 +303,9 @@ def test_compiled_encoder_matches_eager(tiny, images):
     torch.testing.assert_close(compiled.forward_layers(images, [0, 1]), tiny.forward_layers(images, [0, 1]),
                                atol=1e-5, rtol=1e-5)
     assert pickle.loads(pickle.dumps(compiled)).compile is True
+
+
+def test_encoder_is_float32_under_a_float64_default_dtype(float64_default, images):
+    enc = load_encoder("vit_small_patch16_224", weights="random", **TINY)
+    assert {p.dtype for p in enc.model.parameters()} == {torch.float32}
+    assert enc.forward_layers(images.float(), [1]).dtype == torch.float32

@@ -241,3 +241,13 @@ def test_bad_input_gets_clear_errors():
         head.predict(X[:, :3])
     with pytest.raises(ValueError, match="only in the evaluation data"):
         head.score(X, np.where(y == "c0", "never-seen", y))
+
+
+def test_heads_stay_float32_under_a_float64_default_dtype(float64_default):
+    X, y = _blobs(n=90, d=8, k=3)
+    layers = np.stack([X, X[:, ::-1]], axis=1).astype(np.float32)  # (n, 2, d)
+    per_layer = fit_linear_per_layer(layers, y)
+    assert per_layer.score(layers, y).shape == (2,)
+    for kind, features in (("linear", X), ("mlp", X), ("layer_mix", layers)):
+        head = HeadClassifier(kind=kind, max_epochs=3, random_state=0).fit(features, y)
+        assert head.predict_proba(features).shape == (90, 3)

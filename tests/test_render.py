@@ -385,12 +385,13 @@ def test_torch_lineplot_band_is_the_whole_drawing(spike, group, monkeypatch):
     from renderers import _lineplot
 
     monkeypatch.setattr(_lineplot, "_BAND_GROUP", group)
-    X = np.sin(np.linspace(0, 3, 5 * 200)).reshape(5, 200) * np.array([[0.1], [1], [0.1], [3], [0.01]])
+    smooth = np.stack([np.sin(np.linspace(0, 3, 200)), np.linspace(0, 1, 200) ** 2])  # narrow bands
+    X = np.concatenate([smooth, _random_walks(4, 200, seed=5)])
     if spike:
         X[2, 100] = 50.0  # column 100 of series 2 spans every row
-    for size in (48, 96):
-        ref = renderers.render(X, "lineplot", size=size, backend="numpy", line_width=2.0)
-        got = renderers.render(torch.from_numpy(X), "lineplot", size=size, backend="torch", line_width=2.0)
+    for size, width in ((48, 2.0), (96, 2.0), (48, 6.0)):
+        ref = renderers.render(X, "lineplot", size=size, backend="numpy", line_width=width)
+        got = renderers.render(torch.from_numpy(X), "lineplot", size=size, backend="torch", line_width=width)
         np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
         assert (ref < 0.5).any(axis=(1, 2, 3)).all()  # every series is drawn
 
@@ -539,3 +540,14 @@ def test_auto_backend_follows_the_encoder_input_device(monkeypatch):
     assert _render.resolve_backend("auto", np.zeros(3), device="cuda:1") == "cupy"
     monkeypatch.setattr(_render, "_cupy_usable", lambda: False)
     assert _render.resolve_backend("auto", on_gpu) == "torch"
+
+
+@pytest.mark.parametrize("method", renderers.METHODS)
+def test_torch_default_dtype_float64_changes_nothing(method, float64_default):
+    X = _random_walks(6, 100, seed=1)
+    ref = renderers.render(X, method, size=40, backend="numpy")
+    got = renderers.render(torch.from_numpy(X), method, size=40, backend="torch")
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
+    out = renderers.render_for_encoder(X, method, 40, mean=[0.5], std=[0.25], backend="torch")
+    assert out.dtype == torch.float32 and out.shape == (6, 3, 40, 40)

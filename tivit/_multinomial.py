@@ -108,7 +108,7 @@ def _times_w(x: torch.Tensor, act: _Active, W: torch.Tensor) -> torch.Tensor:
     if act.dense:
         return torch.bmm(Wt, x.transpose(1, 2))
     A, k, d = Wt.shape
-    out = torch.empty(A, k, x.shape[1], device=x.device)
+    out = torch.empty(A, k, x.shape[1], dtype=x.dtype, device=x.device)
     for layer, rows in act.by_layer:
         if len(rows) == 1:
             torch.mm(Wt[rows[0]], x[layer].T, out=out[rows[0]])
@@ -123,7 +123,7 @@ def _r_times(x: torch.Tensor, act: _Active, R: torch.Tensor) -> torch.Tensor:
     if act.dense:
         return torch.bmm(R, x)
     A, k, n = R.shape
-    out = torch.empty(A, k, x.shape[2], device=x.device)
+    out = torch.empty(A, k, x.shape[2], dtype=x.dtype, device=x.device)
     for layer, rows in act.by_layer:
         if len(rows) == 1:
             torch.mm(R[rows[0]], x[layer], out=out[rows[0]])
@@ -292,7 +292,8 @@ class _History:
     """
 
     def __init__(self, A: int, size: int, device: torch.device) -> None:
-        self.pairs = torch.zeros(A, 2 * _HISTORY, size, device=device)  # s of each slot, then y of each
+        # s of each slot, then y of each
+        self.pairs = torch.zeros(A, 2 * _HISTORY, size, dtype=torch.float32, device=device)
         self.sy = np.zeros((A, _HISTORY, _HISTORY))  # [i, j] = s_i . y_j
         self.yy = np.zeros((A, _HISTORY, _HISTORY))
         self.valid = np.zeros((A, _HISTORY), dtype=bool)
@@ -382,12 +383,12 @@ def solve(problems: Problems, max_iter: int, tol: float) -> tuple[torch.Tensor, 
     """
     P, size, d = len(problems.layer), problems.size, problems.x.shape[2]
     device = problems.x.device
-    theta_out = torch.zeros(P, size, device=device)
+    theta_out = torch.zeros(P, size, dtype=torch.float32, device=device)
     n_iter = np.zeros(P, dtype=np.int64)
     converged = np.zeros(P, dtype=bool)
 
     act = _Active(problems, np.arange(P))
-    theta = torch.zeros(P, size, device=device)
+    theta = torch.zeros(P, size, dtype=torch.float32, device=device)
     logits = torch.zeros(P, problems.outputs, problems.x.shape[1], dtype=torch.float64, device=device)
     f, residual = _data_term(problems, act.weight, logits)
     f = _host(f)

@@ -492,10 +492,10 @@ def _resolve_name(name: str) -> tuple[str, str, dict]:
         return spec.name, spec.timm_name, dict(spec.timm_kwargs)
     base, _, tag = key.partition(".")
     if timm.is_model(base) and tag:
-        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{base}.*")]
-        if tag not in tags:
-            known = f"its tags are {', '.join(tags)}" if tags else "timm knows no pretrained tags for it"
-            raise EncoderError(f"unknown pretrained tag {tag!r} for {base}: {known}")
+        tags = [n.partition(".")[2] for n in timm.list_models(f"{base}.*", include_tags=True)]
+        if tag not in tags:  # every tag timm registers, with downloadable weights or not (".untrained")
+            known = f"its tags are {', '.join(tags)}" if tags else "timm registers no tags for it"
+            raise EncoderError(f"unknown tag {tag!r} for {base}: {known}")
         return key, key, {}
     if timm.is_model(base):
         return key, key, {}
@@ -621,7 +621,7 @@ def load_encoder(
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
     if shape_only is None:
         _check_family(model, timm_name)
-    model.eval().requires_grad_(False).to(device)
+    model.eval().requires_grad_(False).float().to(device)  # fp32 weights whatever torch's default dtype
     resolved = _default_precision(device) if precision == "auto" else precision
     if not device.startswith("cuda"):
         resolved = "fp32"  # bf16 autocast is ~10x slower than fp32 on these CPUs
@@ -648,7 +648,8 @@ def _weightless(timm_name: str, kwargs: dict):
     import torch
 
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # timm's own warnings come once, from the real build
             return _create(timm_name, False, kwargs)
     except TypeError:
         raise  # timm rejected the arguments: reported by the caller

@@ -229,12 +229,13 @@ class LinearHead(pl.LightningModule):
         self.n_classes, self.C, self.max_iter, self.tol = int(n_classes), float(C), int(max_iter), float(tol)
         self.standardize = bool(standardize)
         outputs = 1 if n_classes == 2 else n_classes
-        self.weight = nn.Parameter(torch.zeros(n_groups, n_layers, n_features, outputs))
-        self.bias = nn.Parameter(torch.zeros(n_groups, n_layers, outputs))
-        self.register_buffer("shift", torch.zeros(n_layers, 1, n_features))  # global pre-standardisation
-        self.register_buffer("unit", torch.ones(n_layers, 1, n_features))
-        self.register_buffer("mean", torch.zeros(n_groups, n_layers, n_features))  # per problem, on top
-        self.register_buffer("scale", torch.ones(n_groups, n_layers, n_features))
+        self.weight = nn.Parameter(torch.zeros(n_groups, n_layers, n_features, outputs, dtype=torch.float32))
+        self.bias = nn.Parameter(torch.zeros(n_groups, n_layers, outputs, dtype=torch.float32))
+        # global pre-standardisation, then a per-problem one on top
+        self.register_buffer("shift", torch.zeros(n_layers, 1, n_features, dtype=torch.float32))
+        self.register_buffer("unit", torch.ones(n_layers, 1, n_features, dtype=torch.float32))
+        self.register_buffer("mean", torch.zeros(n_groups, n_layers, n_features, dtype=torch.float32))
+        self.register_buffer("scale", torch.ones(n_groups, n_layers, n_features, dtype=torch.float32))
         self.grouped = False  # True once per-group statistics are fitted (mean/scale then matter)
         self.iterations = np.zeros((n_groups, n_layers), dtype=np.int64)  # L-BFGS iterations per problem
         self.met_tol = np.zeros((n_groups, n_layers), dtype=bool)  # the gradient met tol
@@ -281,7 +282,7 @@ class LinearHead(pl.LightningModule):
         G, L, n, K = logits.shape
         ce = F.cross_entropy(logits.reshape(-1, K), y.expand(G, L, n).reshape(-1), reduction="none").view(G, L, n)
         if groups is None:
-            count = torch.full((G, 1), float(n), device=x0.device)
+            count = torch.full((G, 1), float(n), dtype=x0.dtype, device=x0.device)
             ce = ce.sum(-1) / count
         else:
             count = groups.sum(1, keepdim=True)
@@ -360,12 +361,12 @@ class MLPHead(pl.LightningModule):
         layers: list[nn.Module] = []
         width = n_features
         for h in hidden:
-            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(float(dropout))]
+            layers += [nn.Linear(width, int(h), dtype=torch.float32), nn.ReLU(), nn.Dropout(float(dropout))]
             width = int(h)
-        layers.append(nn.Linear(width, n_classes))
+        layers.append(nn.Linear(width, n_classes, dtype=torch.float32))
         self.net = nn.Sequential(*layers)
-        self.register_buffer("mean", torch.zeros(1, n_features))
-        self.register_buffer("scale", torch.ones(1, n_features))
+        self.register_buffer("mean", torch.zeros(1, n_features, dtype=torch.float32))
+        self.register_buffer("scale", torch.ones(1, n_features, dtype=torch.float32))
         self.best_loss = float("inf")
         self.best_state: dict | None = None
         self.n_iter = 0  # epochs trained
@@ -388,7 +389,7 @@ class MLPHead(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         loss = F.cross_entropy(self(x), y, reduction="sum")
-        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)))]))
+        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)), dtype=loss.dtype)]))
 
     def on_validation_epoch_end(self) -> None:
         total = torch.stack(self._val_losses).sum(0)
@@ -417,11 +418,11 @@ class LayerMixHead(pl.LightningModule):
         self.automatic_optimization = False
         self.n_classes, self.C, self.max_iter, self.tol = int(n_classes), float(C), int(max_iter), float(tol)
         outputs = 1 if n_classes == 2 else n_classes
-        self.mix = nn.Parameter(torch.zeros(n_layers))
-        self.weight = nn.Parameter(torch.zeros(n_features, outputs))
-        self.bias = nn.Parameter(torch.zeros(outputs))
-        self.register_buffer("mean", torch.zeros(1, n_layers, n_features))
-        self.register_buffer("scale", torch.ones(1, n_layers, n_features))
+        self.mix = nn.Parameter(torch.zeros(n_layers, dtype=torch.float32))
+        self.weight = nn.Parameter(torch.zeros(n_features, outputs, dtype=torch.float32))
+        self.bias = nn.Parameter(torch.zeros(outputs, dtype=torch.float32))
+        self.register_buffer("mean", torch.zeros(1, n_layers, n_features, dtype=torch.float32))
+        self.register_buffer("scale", torch.ones(1, n_layers, n_features, dtype=torch.float32))
         self.n_iter = 0
 
     def fit_scaler(self, x: torch.Tensor) -> None:
