@@ -129,8 +129,9 @@ def resolve_layers(layers: int | str | Iterable[int] | None, depth: int) -> tupl
 
     Args:
         layers: ``"all"`` (or None) for ``1..depth``; an int; an iterable of ints; or a string such as
-            ``"14"``, ``"1,4,8"``, ``"0-12"``, ``"middle"`` (block ``depth // 2``). Negative ints count
-            from the end (``-1`` is the last block). Layer 0 is the token embedding before block 1.
+            ``"14"``, ``"1,4,8"``, ``"0-12"`` (low-high), ``"middle"`` (block ``depth // 2``). Negative
+            ints count from the end (``-1`` is the last block; ``"8--1"`` is block 8 to the last).
+            Layer 0 is the token embedding before block 1.
         depth: number of blocks of the encoder.
     """
     if layers is None or (isinstance(layers, str) and layers.strip().lower() == "all"):
