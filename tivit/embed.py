@@ -18,6 +18,8 @@ re-runs the calling script in N-1 new processes: call it from a script file unde
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -393,8 +395,21 @@ def _fabric(accelerator: str, devices: int):
             _check_relaunchable()
         fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp")
         fabric.launch()
+        if not _FABRIC:
+            atexit.register(_close_process_group)
         _FABRIC[(accelerator, devices)] = fabric
     return _FABRIC[(accelerator, devices)]
+
+
+def _close_process_group() -> None:
+    """Destroy the DDP process group before the interpreter exits, as torch asks: left to exit, its
+    gloo threads can abort the process ("terminate called without an active exception", SIGBUS)
+    after all the work is done, failing the caller's exit status."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):  # noqa: BLE001 - best effort at exit
+            dist.destroy_process_group()
 
 
 def _run_distributed(job: _Job, pending: list[int], chunk_rows, entry, devices: int, progress: bool) -> dict:
