@@ -114,6 +114,29 @@ def test_corrupt_record_drops_the_entry(tmp_path):
         assert cache.open(key, [1], n=2, chunk_size=2, config=_config()).done() == []
 
 
+def test_record_with_edited_layers_is_corrupt_not_served(tmp_path):
+    """Layers are written sorted and unique, and name the entry's folder; a record edited to other
+    layers (reversed: [2, 1]) served each stored column under another layer's number."""
+    cache = EmbeddingCache(tmp_path)
+    key = "45" * 32
+    for edited, request, reason in (
+        ([2, 1], [1, 2], r"layers \[2, 1\] are not strictly increasing integers"),
+        ([1, 1], [1], r"layers \[1, 1\] are not strictly increasing integers"),
+        ([1.0, 2.0], [1], r"layers \[1.0, 2.0\] are not strictly increasing integers"),
+        ([], [1], r"layers \[\] are not strictly increasing integers"),
+        ([1, 3], [3], r"layers \[1, 3\] are not the layers of folder layers-"),  # same count, sorted
+        ([1, 2, 3], [3], r"layers \[1, 2, 3\] are not the layers of folder layers-"),  # count != stored arrays
+    ):
+        entry = cache.open(key, [1, 2], n=2, chunk_size=2, config=_config())
+        entry.write_chunk(0, np.stack([np.full((2, 4), 1.0), np.full((2, 4), 2.0)], axis=1).astype(np.float32))
+        record = json.loads((entry.path / "record.json").read_text())
+        (entry.path / "record.json").write_text(json.dumps({**record, "layers": edited}))
+        with pytest.warns(CacheWarning, match=r"record\.json \(" + reason):
+            fresh = cache.open(key, request, n=2, chunk_size=2, config=_config())
+        assert fresh.layers == tuple(request) and fresh.done() == []
+        cache.clear()
+
+
 def test_open_serves_a_complete_superset_and_resumes_an_exact_entry(tmp_path):
     cache = EmbeddingCache(tmp_path)
     key = "23" * 32

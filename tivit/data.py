@@ -21,6 +21,8 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -263,6 +265,7 @@ def _label_text(token: str) -> str:
 def _read_delimited(path: Path, sep: str | None) -> tuple[list[np.ndarray], list[str]]:
     """UCR 2018 .tsv (sep='\\t') and the older whitespace .txt: label, then values; NaN pads."""
     series, labels = [], []
+    line, line_no = "", 0
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
@@ -279,7 +282,41 @@ def _read_delimited(path: Path, sep: str | None) -> tuple[list[np.ndarray], list
                 raise DatasetError(f"{path}, line {line_no}: {bad!r} is not a number") from None
             labels.append(_label_text(tokens[0]))
             series.append(values[None, :])
+    if line.strip() and not line.endswith(("\n", "\r")):
+        _warn_if_cut_off(path, line_no, [s.shape[1] for s in series])
     return series, labels
+
+
+def _warn_if_cut_off(path: Path, line_no: int, widths: list[int]) -> None:
+    """Warn when the last row, which has no newline after it, is shorter than the row before it.
+
+    UCR 2018 pads every row to one width with NaN, so that is the mark of a file cut off by a broken
+    download or unzip, which would otherwise load as unequal-length data. Only a warning: hand-made
+    files may be ragged and lack a final newline.
+    """
+    if len(widths) < 2 or widths[-1] >= widths[-2]:
+        return
+    others = widths[:-1]
+    if min(others) == max(others):
+        usual = f"every other row has {others[-1]}"
+    else:
+        usual = f"the row before it has {others[-1]}"
+    warnings.warn(
+        f"{path}, line {line_no}: the last row has {widths[-1]} values but {usual}, and the file does not "
+        "end with a newline: the file may be cut off (an interrupted download or unzip?); "
+        "fetch it again if it came from the archive",
+        UserWarning,
+        stacklevel=_outside_this_module(),
+    )
+
+
+def _outside_this_module() -> int:
+    """``stacklevel`` for a warning raised here that points at the first caller outside this module,
+    whether it called :func:`load_dataset` or :func:`read_split`."""
+    frame, level = sys._getframe(1), 1  # the function that calls warnings.warn
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _is_float(token: str) -> bool:
@@ -318,7 +355,24 @@ def read_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     X = to_panel(series)
     if X.shape[0] == 0:
         raise DatasetError(f"{path}: the split is empty (no series)")
+    _check_no_empty_series(X, path)
     return X, np.asarray(labels, dtype=str)
+
+
+def _check_no_empty_series(X: np.ndarray, path: Path) -> None:
+    """Refuse a series with no value in any channel, naming the file and the rows.
+
+    Nothing can be rendered from it, and the later checks that catch it (:func:`resample_to_length`,
+    ``extract``) know neither the file nor the split. One channel without values is not refused: the
+    ``interpolate`` policy fills it with zeros (:func:`interpolate_missing`).
+    """
+    rows = np.flatnonzero(np.isnan(X).all(axis=(1, 2)))
+    if rows.size == 0:
+        return
+    more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+    verb, them = ("has", "it") if rows.size == 1 else ("have", "them")
+    raise DatasetError(f"{path}: series {', '.join(map(str, rows[:5]))}{more} {verb} no values (all NaN); "
+                       f"remove {them} from the file or give {them} values")
 
 
 def to_panel(series: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
