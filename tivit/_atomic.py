@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 def _umask() -> int:
@@ -75,9 +75,10 @@ def read_json(path: str | os.PathLike) -> Any:
                                "or cut outside tivit") from err
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file; a missing file reads as empty, a line that does not parse is a
-    :class:`CorruptFileError` naming the file and the line."""
+def read_jsonl(path: str | os.PathLike, check: Callable[[Any], str | None] | None = None) -> list[dict]:
+    """Read a JSON-lines file; a missing file reads as empty, a line that does not parse (or that
+    ``check`` says is not a record of this file: it returns why) is a :class:`CorruptFileError`
+    naming the file and the line."""
     path = Path(path)
     if not path.exists():
         return []
@@ -87,9 +88,14 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise CorruptFileError(f"{path}, line {number} is corrupt ({err.msg}); tivit writes it whole, so "
                                        "it was changed or cut outside tivit: remove that line to re-run what "
                                        "it recorded") from err
+            why = check(record) if check is not None else None
+            if why:
+                raise CorruptFileError(f"{path}, line {number} is not a record tivit wrote ({why}): it was "
+                                       "changed outside tivit; remove that line to re-run what it recorded")
+            records.append(record)
     return records

@@ -30,12 +30,18 @@ Files in the output folder:
   when its ``"done"`` line is in this file (written atomically, see :mod:`tivit._atomic`);
 - ``results.csv`` (one row per dataset x model x layer) and ``summary.csv`` (dataset x model x
   summary) are derived from ``runs.jsonl`` and rewritten atomically after every dataset, and again
-  on ``resume``, so a kill between the two writes can never leave a duplicated or torn row.
+  on ``resume``, so a kill between the two writes can never leave a duplicated or torn row;
+- ``.lock``: held (``flock``) while a run writes the folder; a second run on it is refused.
+
+Each ``"done"`` line records the TRAIN/TEST files and their SHA-256; ``resume`` refuses to keep a
+finished dataset whose files now differ (another ``--data-dir``, an edited file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -44,12 +50,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_json, atomic_write_text,
-                           read_json, read_jsonl)
+from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_bytes, atomic_write_json,
+                           atomic_write_text, read_json, read_jsonl)
 from tivit.data import prepare_panel
 
 RESULT_COLUMNS = (
@@ -61,6 +67,7 @@ SUMMARIES = ("last", "cv", "searched", "oracle", "baseline")
 ARCHIVES = ("ucr", "uea")
 BENCH_HEADS = ("linear", "mlp")
 CONFIG_FILE, RUNS_FILE, RESULTS_FILE, SUMMARY_FILE = "config.json", "runs.jsonl", "results.csv", "summary.csv"
+LOCK_FILE = ".lock"  # held while a run writes the folder
 _VERSIONED = ("tivit", "torch", "timm", "numpy", "scikit-learn", "sktime", "lightning", "aeon", "numba")
 
 
@@ -398,13 +405,65 @@ def _csv_text(rows: Iterable[dict], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+def _run_record_problem(record: Any) -> str | None:
+    """Why a parsed ``runs.jsonl`` line is not one tivit wrote (None when it is)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    if not isinstance(record.get("dataset"), str) or record.get("status") not in ("done", "failed"):
+        return "no dataset name and done/failed status"
+    if record["status"] == "done" and not (isinstance(record.get("results"), list)
+                                           and isinstance(record.get("summary"), list)):
+        return "a finished dataset without its results and summary rows"
+    return None
+
+
+def run_records(out_dir: str | os.PathLike) -> list[dict]:
+    """Every line of ``runs.jsonl`` in order; a line tivit did not write is a :class:`CorruptFileError`."""
+    return read_jsonl(Path(out_dir) / RUNS_FILE, check=_run_record_problem)
+
+
 def finished_records(out_dir: str | os.PathLike) -> list[dict]:
     """The ``done`` line of every finished dataset in ``runs.jsonl`` (the last one per dataset)."""
     done: dict[str, dict] = {}
-    for record in read_jsonl(Path(out_dir) / RUNS_FILE):
-        if record.get("status") == "done":
+    for record in run_records(out_dir):
+        if record["status"] == "done":
             done[record["dataset"]] = record
     return list(done.values())
+
+
+def data_files(name: str, data_dir: Any) -> dict[str, dict[str, str]]:
+    """The TRAIN and TEST files a dataset is read from, with their SHA-256: a resumed run checks that
+    the datasets it keeps were computed from the same data (another ``--data-dir``, an edited file)."""
+    from tivit.data import find_dataset
+
+    info = find_dataset(name, data_dir)
+    out = {}
+    for split in ("TRAIN", "TEST"):
+        path = info.file(split)
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        out[split] = {"file": str(path), "sha256": digest.hexdigest()}
+    return out
+
+
+def _check_kept_data(records: Sequence[dict], names: Sequence[str], data_dir: Any) -> None:
+    """Refuse to resume when a finished dataset's files are not the ones it was computed from."""
+    changed = []
+    for record in records:
+        before = record.get("data_files")
+        if record["dataset"] not in names or not isinstance(before, dict):  # older runs did not record them
+            continue
+        now = data_files(record["dataset"], data_dir)
+        if any(before.get(s, {}).get("sha256") != now[s]["sha256"] for s in now):
+            changed.append(f"{record['dataset']} (was {before.get('TRAIN', {}).get('file')}, "
+                           f"now {now['TRAIN']['file']})")
+    if changed:
+        raise BenchError(
+            f"--resume: the data of {len(changed)} finished dataset(s) differs from what they were computed "
+            f"from: {'; '.join(changed[:5])}. Resume with the same data (--data-dir), or use another --out"
+        )
 
 
 def write_tables(out_dir: str | os.PathLike, order: Sequence[str] | None = None) -> list[dict]:
@@ -426,10 +485,40 @@ def write_tables(out_dir: str | os.PathLike, order: Sequence[str] | None = None)
     return records
 
 
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` while a run writes it, so two runs cannot interleave
+    their results there (``flock``: released by the OS if the process dies; not on Windows)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BenchError(f"--out {out_dir} is a file; give a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    with (out_dir / LOCK_FILE).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise BenchError(f"another tivit bench (pid {owner}) is writing to {out_dir}; wait for it to "
+                             "finish, or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
     """Check that ``out_dir`` may be written (fresh, or a resumable run of the same config)."""
     config_path = out_dir / CONFIG_FILE
-    existing = [p for p in out_dir.iterdir()] if out_dir.is_dir() else []
+    existing = [p for p in out_dir.iterdir() if p.name != LOCK_FILE] if out_dir.is_dir() else []
     if out_dir.exists() and not out_dir.is_dir():
         raise BenchError(f"--out {out_dir} is a file; give a folder")
     if not existing:
@@ -445,6 +534,8 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
         old = read_json(config_path)
     except CorruptFileError as err:
         raise BenchError(f"{err}; choose another --out") from err
+    if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
+        raise BenchError(f"{config_path} is not a run's settings (changed outside tivit); choose another --out")
     before = {**_LEGACY, **old.get("config", {})}
     if before != config:
         diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
@@ -452,6 +543,14 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
             f"--resume: {out_dir} holds a run with different settings ({', '.join(diff)}); "
             "use the same settings or another --out"
         )
+    runs = out_dir / RUNS_FILE
+    try:
+        run_records(out_dir)  # every line whole and tivit's, before any dataset is computed
+    except CorruptFileError as err:
+        raise BenchError(str(err)) from err
+    text = runs.read_bytes() if runs.is_file() else b""
+    if text and not text.endswith(b"\n"):  # whole lines, only the final newline lost (an editor): restore it
+        atomic_write_bytes(runs, text + b"\n")
 
 
 def run_bench(
@@ -487,12 +586,20 @@ def run_bench(
     Returns:
         A :class:`BenchRun`.
     """
+    out_dir = Path(out_dir)
+    names = resolve_datasets(datasets, archive, data_dir)
+    with _exclusive(out_dir):
+        _open_out_dir(out_dir, config.to_dict(), resume)  # before the (possibly slow) encoder load
+        _check_kept_data(finished_records(out_dir), names, data_dir)
+        return _run_locked(names, out_dir, config, archive, data_dir, batch_size, device, cache_dir, progress,
+                           on_dataset)
+
+
+def _run_locked(names, out_dir, config, archive, data_dir, batch_size, device, cache_dir, progress, on_dataset):
+    """:func:`run_bench` once ``out_dir`` is locked and checked."""
     from tivit.encoders import load_encoder
     from tivit.presets import paper_layer
 
-    out_dir = Path(out_dir)
-    names = resolve_datasets(datasets, archive, data_dir)
-    _open_out_dir(out_dir, config.to_dict(), resume)  # before the (possibly slow) encoder load
     encoder = load_encoder(config.encoder, weights=config.weights, device=device, seed=config.seed,
                            **dict(config.encoder_args))
     header = {
@@ -552,9 +659,11 @@ def _run_datasets(todo, run, encoder, config, header, data_dir, batch_size, cach
     started, done_work = time.perf_counter(), 0.0
     for index, name in enumerate(todo, start=1):
         try:
+            files = data_files(name, data_dir)
             ds = load_dataset(name, data_dir)
             record = evaluate_dataset(ds, encoder, config, batch_size=batch_size, cache_dir=cache_dir,
                                       progress=progress)
+            record["data_files"] = files
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as err:  # one bad dataset must not lose the others; the line says why

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tivit._atomic import CorruptFileError, atomic_write_bytes, atomic_write_text, read_json, read_jsonl
+from tivit._atomic import CorruptFileError, atomic_write_bytes, atomic_write_text, read_json
 
 REFERENCE_FILE = "reference_accuracies.csv"
 ARCHIVE_MEANS_FILE = "reference_archive_means.csv"
@@ -95,16 +95,19 @@ def load_run(out_dir: str | os.PathLike) -> RunData:
     Args:
         out_dir: folder written by ``tivit bench`` (holds ``config.json`` and ``runs.jsonl``).
     """
-    from tivit.bench import CONFIG_FILE, RUNS_FILE
+    from tivit.bench import CONFIG_FILE, RUNS_FILE, run_records
 
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ReportError(f"{out_dir} holds no {CONFIG_FILE}: not a tivit bench folder")
     try:
-        header, records = read_json(config_path), read_jsonl(out_dir / RUNS_FILE)
+        header, records = read_json(config_path), run_records(out_dir)
     except CorruptFileError as err:
         raise ReportError(str(err)) from err
+    if not isinstance(header, dict):
+        raise ReportError(f"{config_path} holds a JSON {type(header).__name__}, not the run's settings: it was "
+                          "changed outside tivit")
     finished: dict[str, dict] = {}
     failed: dict[str, str] = {}
     for record in records:
