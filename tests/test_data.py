@@ -284,3 +284,19 @@ def test_cli_help_does_not_import_heavy_modules():
     code = "import sys; from tivit import cli; print(sorted(m for m in ('torch','timm','lightning','optuna','sktime','aeon') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_ts_labels_outside_the_header_class_list_are_refused(tmp_path):
+    """A .ts file cut inside its last label loaded with a mangled class ('badmi' for 'badminton')."""
+    source = _bundled("sktime") / "ArrowHead" / "ArrowHead_TEST.ts"
+    text = source.read_text()
+    assert "@classLabel true 0 1 2" in text
+    folder = tmp_path / "ArrowHead"
+    folder.mkdir()
+    shutil.copy(_bundled("sktime") / "ArrowHead" / "ArrowHead_TRAIN.ts", folder)
+    (folder / "ArrowHead_TEST.ts").write_text(text.rstrip("\n")[:-1] + "7\n")  # the last label, changed
+    with pytest.raises(DatasetError, match=r"ArrowHead_TEST\.ts: series 174 \('7'\) have labels that its "
+                                           r"@classLabel line does not list \(0 1 2\)"):
+        load_dataset("ArrowHead", data_dir=tmp_path)
+    (folder / "ArrowHead_TEST.ts").write_text(text)
+    assert load_dataset("ArrowHead", data_dir=tmp_path).y_test[-1] in ("0", "1", "2")

@@ -337,7 +337,33 @@ def _read_aeon(path: Path, fmt: str) -> tuple[list[np.ndarray] | np.ndarray, lis
             X, y = load_from_arff_file(str(path))
     except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
         raise DatasetError(f"{path}: cannot be read as .{fmt}: {err}") from err
+    if fmt == "ts":
+        _check_ts_labels(path, [str(label) for label in y])
     return X, [_label_text(str(label)) for label in y]
+
+
+def _check_ts_labels(path: Path, labels: list[str]) -> None:
+    """Refuse class labels the header's ``@classLabel true ...`` does not list: a file cut inside
+    its last label (a broken download) otherwise loads with a mangled class, silently."""
+    allowed = None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            words = line.split()
+            if not words:
+                continue
+            key = words[0].lower()
+            if key == "@data":
+                break
+            if key == "@classlabel" and len(words) > 2 and words[1].lower() == "true":
+                allowed = set(words[2:])
+    if allowed is None:
+        return  # no class list (regression targets, or a header without one)
+    known = {word.strip("'\"").casefold() for word in allowed}  # archive files differ in case ('Standing')
+    bad = [i for i, label in enumerate(labels) if label.strip("'\"").casefold() not in known]
+    if bad:
+        shown = ", ".join(f"{i} ({labels[i]!r})" for i in bad[:5])
+        raise DatasetError(f"{path}: series {shown} have labels that its @classLabel line does not list "
+                           f"({' '.join(sorted(allowed))}): the file may be cut off or edited")
 
 
 def read_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
