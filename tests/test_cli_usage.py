@@ -309,3 +309,23 @@ def test_main_prints_warnings_as_one_line(monkeypatch, capsys):
     assert exit_.value.code == 0
     err = capsys.readouterr().err
     assert err == "warning: corrupt cache chunk /c/chunk-0.npy (bad header); recomputing it\n"
+
+
+def test_threads_caps_torch_and_the_blas_for_the_run(tmp_path):
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # restores the BLAS pools afterwards
+        try:
+            result = runner.invoke(app, ["embed", "--dataset", "GunPoint", "--split", "train", "--no-cache",
+                                         "--layers", "1", "--encoder", "vit_small_patch16_224", "--weights",
+                                         "random", "--encoder-args", "img_size=32,depth=1", "--threads", "1",
+                                         "--out", str(tmp_path / "gp.npz")])
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == 1
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        finally:
+            torch.set_num_threads(before)
+    bad = runner.invoke(app, ["bench", "--out", str(tmp_path / "b"), "--threads", "0"])
+    assert bad.exit_code == 2 and "--threads" in bad.output

@@ -23,6 +23,22 @@ app = typer.Typer(
 DataDirOption = typer.Option(
     None, "--data-dir", help="A folder of UCR/UEA datasets (default: $TIVIT_DATA, then bundled sets)."
 )
+ThreadsOption = typer.Option(
+    None, "--threads", min=1,
+    help="CPU threads for torch and the BLAS (default: torch's, all cores); lower it when jobs share a machine.",
+)
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    """Cap this process's CPU threads (torch, and the BLAS/OpenMP pools threadpoolctl reaches): two
+    jobs that each take every core slow each other down several times over."""
+    if threads is None:
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(int(threads))
+    threadpool_limits(limits=int(threads))  # applies for the rest of the process
 
 
 def _version(value: bool) -> None:
@@ -319,6 +335,7 @@ def embed(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (pays off on long runs)."),
     data_dir: Optional[Path] = DataDirOption,
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Embed a dataset with a frozen encoder and write the per-layer embeddings (atomically)."""
     from rich.console import Console
@@ -332,6 +349,7 @@ def embed(
         _fail(f"--split must be train, test or all, got {split!r}")
     _check_writable(out, "--out", folder=False)
     bs = _batch_size(batch_size)
+    _set_threads(threads)
     extra = _pairs(encoder_args, "--encoder-args")
     rcfg = _preset_renderer(preset, renderer, "--renderer-args", _pairs(renderer_args, "--renderer-args"))
     try:
@@ -392,6 +410,7 @@ def search(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda if available)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     data_dir: Optional[Path] = DataDirOption,
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Search layer, pool, renderer and head by cross-validation on TRAIN; score the best once on TEST."""
     from rich.console import Console
@@ -408,6 +427,7 @@ def search(
         _fail(f"--C must be two numbers low,high; got {c_range!r}")
     plots_dir = None if no_plots else (plots or out.parent / f"{out.stem}_plots")
     _check_writable(out, "--out", folder=False)
+    _set_threads(threads)
     if plots_dir is not None:
         _check_writable(plots_dir, "--plots", folder=True)
     methods = _csv(renderers_)
@@ -604,6 +624,7 @@ def bench(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report (Markdown, HTML, PNGs) at the end."),
     data_dir: Optional[Path] = DataDirOption,
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Benchmark on the official splits: every layer's test accuracy, summaries last/cv/searched/oracle, baselines."""
 
@@ -615,6 +636,7 @@ def bench(
     console = _console()
     bs = _batch_size(batch_size)
     _check_writable(out, "--out", folder=True)
+    _set_threads(threads)
     rparams = _pairs(renderer_args, "--renderer-args")
     try:
         config = BenchConfig(
