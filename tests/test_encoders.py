@@ -172,10 +172,17 @@ def test_bad_inputs(tiny, images):
         load_encoder("vit_small_patch16_224", weights="random", no_such_argument=1)
 
 
-def test_models_that_cannot_build_without_tensors_are_judged_after_the_real_build(monkeypatch):
-    monkeypatch.setattr(encoders, "_weightless", lambda *a: None)
+def test_models_that_cannot_build_without_tensors_are_judged_after_the_real_build(monkeypatch, tmp_path):
+    import timm
+
+    cait = dict(img_size=32, depth=1, depth_token_only=1)
+    path = tmp_path / "cait.pth"
+    torch.save(timm.create_model("cait_xxs24_224", num_classes=0, **cait).state_dict(), path)
+    monkeypatch.setattr(encoders, "_weightless", lambda *a: None)  # as for a model that fails on meta
+    with pytest.raises(EncoderError, match="does not return its prefix tokens per block"):
+        load_encoder("cait_xxs24_224", weights=path, **cait)
     with pytest.raises(EncoderError, match="not a ViT-family"):
-        load_encoder("resnet18", weights="random")
+        load_encoder("resnet18", weights="random")  # random weights: always judged on the real build
     assert load_encoder("vit_small_patch16_224", weights="random", **TINY).depth == TINY["depth"]
     with pytest.raises(EncoderError, match="'gpu' is not a torch device"):
         load_encoder("vit_small_patch16_224", weights="random", device="gpu", **TINY)

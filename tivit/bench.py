@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -55,7 +54,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_bytes, atomic_write_json,
-                           atomic_write_text, read_json, read_jsonl)
+                           atomic_write_text, read_json, read_jsonl, sha256_file)
 from tivit.data import prepare_panel
 
 RESULT_COLUMNS = (
@@ -384,11 +383,12 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
 # files
 
 
-def _versions() -> dict[str, str]:
+def _versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
+    """Python's version and each package's (``"not installed"`` when absent)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in _VERSIONED:
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -424,8 +424,12 @@ def run_records(out_dir: str | os.PathLike) -> list[dict]:
 
 def finished_records(out_dir: str | os.PathLike) -> list[dict]:
     """The ``done`` line of every finished dataset in ``runs.jsonl`` (the last one per dataset)."""
+    return _finished(run_records(out_dir))
+
+
+def _finished(records: Iterable[dict]) -> list[dict]:
     done: dict[str, dict] = {}
-    for record in run_records(out_dir):
+    for record in records:
         if record["status"] == "done":
             done[record["dataset"]] = record
     return list(done.values())
@@ -437,15 +441,8 @@ def data_files(name: str, data_dir: Any) -> dict[str, dict[str, str]]:
     from tivit.data import find_dataset
 
     info = find_dataset(name, data_dir)
-    out = {}
-    for split in ("TRAIN", "TEST"):
-        path = info.file(split)
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        out[split] = {"file": str(path), "sha256": digest.hexdigest()}
-    return out
+    return {split: {"file": str(info.file(split)), "sha256": sha256_file(info.file(split))}
+            for split in ("TRAIN", "TEST")}
 
 
 def _check_kept_data(records: Sequence[dict], names: Sequence[str], data_dir: Any) -> None:
@@ -515,14 +512,16 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
-    """Check that ``out_dir`` may be written (fresh, or a resumable run of the same config)."""
+def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | None, list[dict]]:
+    """Check that ``out_dir`` may be written (fresh, or a resumable run of the same config).
+
+    Returns:
+        The run's ``config.json`` and its finished records (None and ``[]`` for a fresh folder).
+    """
     config_path = out_dir / CONFIG_FILE
     existing = [p for p in out_dir.iterdir() if p.name != LOCK_FILE] if out_dir.is_dir() else []
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BenchError(f"--out {out_dir} is a file; give a folder")
     if not existing:
-        return
+        return None, []
     if not resume:
         raise BenchError(
             f"output folder {out_dir} is not empty; pass --resume to continue the run in it, "
@@ -545,12 +544,13 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> None:
         )
     runs = out_dir / RUNS_FILE
     try:
-        run_records(out_dir)  # every line whole and tivit's, before any dataset is computed
+        records = run_records(out_dir)  # every line whole and tivit's, before any dataset is computed
     except CorruptFileError as err:
         raise BenchError(str(err)) from err
     text = runs.read_bytes() if runs.is_file() else b""
     if text and not text.endswith(b"\n"):  # whole lines, only the final newline lost (an editor): restore it
         atomic_write_bytes(runs, text + b"\n")
+    return old, _finished(records)
 
 
 def run_bench(
@@ -589,14 +589,15 @@ def run_bench(
     out_dir = Path(out_dir)
     names = resolve_datasets(datasets, archive, data_dir)
     with _exclusive(out_dir):
-        _open_out_dir(out_dir, config.to_dict(), resume)  # before the (possibly slow) encoder load
-        _check_kept_data(finished_records(out_dir), names, data_dir)
-        return _run_locked(names, out_dir, config, archive, data_dir, batch_size, device, cache_dir, progress,
-                           on_dataset)
+        old, kept = _open_out_dir(out_dir, config.to_dict(), resume)  # before the (possibly slow) encoder load
+        _check_kept_data(kept, names, data_dir)
+        return _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size, device, cache_dir,
+                           progress, on_dataset)
 
 
-def _run_locked(names, out_dir, config, archive, data_dir, batch_size, device, cache_dir, progress, on_dataset):
-    """:func:`run_bench` once ``out_dir`` is locked and checked."""
+def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size, device, cache_dir, progress,
+                on_dataset):
+    """:func:`run_bench` once ``out_dir`` is locked and checked (``old``, ``kept``: what it holds)."""
     from tivit.encoders import load_encoder
     from tivit.presets import paper_layer
 
@@ -624,10 +625,9 @@ def _run_locked(names, out_dir, config, archive, data_dir, batch_size, device, c
         "batch_size": batch_size,
     }
     config_path = out_dir / CONFIG_FILE
-    if config_path.is_file():  # resume: keep the first start time; datasets = those finished + those asked for
-        old = read_json(config_path)
+    if old is not None:  # resume: keep the first start time; datasets = those finished + those asked for
         header["started"] = old.get("started", header["started"])
-        finished = {r["dataset"] for r in finished_records(out_dir)}
+        finished = {r["dataset"] for r in kept}
         header["datasets"] = list(dict.fromkeys([n for n in old.get("datasets", []) if n in finished] + names))
         header["resumed"] = list(old.get("resumed", [])) + [datetime.now(timezone.utc).isoformat(timespec="seconds")]
     atomic_write_json(config_path, header)

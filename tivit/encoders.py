@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import inspect
 import operator
 import os
@@ -34,6 +33,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from tivit._atomic import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -509,14 +510,6 @@ def _resolve_name(name: str) -> tuple[str, str, dict]:
     )
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _create(timm_name: str, pretrained: bool, kwargs: dict):
     import timm
 
@@ -597,9 +590,10 @@ def load_encoder(
         raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     weights_label, path, sha = str(weights), None, None
     try:
-        shape_only = _weightless(timm_name, kwargs)
+        # before any weights are looked for (random weights look for none: the real build is judged)
+        shape_only = None if weights == "random" else _weightless(timm_name, kwargs)
         if shape_only is not None:
-            _check_family(shape_only, timm_name)  # before any weights are looked for
+            _check_family(shape_only, timm_name)
         if weights == "random":
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
@@ -615,7 +609,7 @@ def load_encoder(
                     f"weights file {str(weights)!r} {what}; weights must be 'pretrained', 'random' or a path "
                     "to a .safetensors/.pth/.bin file"
                 )
-            sha = _sha256_file(path)
+            sha = sha256_file(path)
             model = _load_file(timm_name, kwargs, path)
             weights_label = f"file:{sha[:12]}"
     except TypeError as err:
@@ -701,7 +695,7 @@ def load_encoder_from_identity(
         path = identity.get("path")
         if not path or not Path(path).is_file():
             raise EncoderWeightsError(f"weights file {path!r} recorded for {identity.get('name')} is gone")
-        sha = _sha256_file(Path(path))
+        sha = sha256_file(Path(path))
         if sha != identity.get("sha256"):
             raise EncoderWeightsError(
                 f"weights file {path} changed since it was used (sha256 {sha[:12]} != {str(identity.get('sha256'))[:12]})"
