@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 
 _PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "pyts", "sktime", "timm", "optuna", "lightning", "tivit")
 
@@ -38,14 +37,10 @@ def cpu_model() -> dict:
 
 
 def versions() -> dict:
-    """Installed versions of the packages the benchmarks time (None: not installed)."""
-    found = {}
-    for name in _PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    """Python's version and those of the packages the benchmarks time (as ``tivit bench`` records them)."""
+    from tivit.bench import _versions
+
+    return _versions(_PACKAGES)
 
 
 def describe(**extra) -> dict:

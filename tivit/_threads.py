@@ -16,6 +16,15 @@ import contextlib
 from typing import Iterator
 
 
+def limit_threads(threads: int) -> None:
+    """Cap torch's threads and the BLAS/OpenMP pools (threadpoolctl) for the rest of the process."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(int(threads))
+    threadpool_limits(limits=int(threads))
+
+
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
     """Run the block with one torch thread and one BLAS/OpenMP thread; restore the counts after."""

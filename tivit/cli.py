@@ -30,15 +30,11 @@ ThreadsOption = typer.Option(
 
 
 def _set_threads(threads: Optional[int]) -> None:
-    """Cap this process's CPU threads (torch, and the BLAS/OpenMP pools threadpoolctl reaches): two
-    jobs that each take every core slow each other down several times over."""
-    if threads is None:
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
+    """``--threads``: two jobs that each take every core slow each other down several times over."""
+    if threads is not None:
+        from tivit._threads import limit_threads
 
-    torch.set_num_threads(int(threads))
-    threadpool_limits(limits=int(threads))  # applies for the rest of the process
+        limit_threads(threads)
 
 
 def _version(value: bool) -> None:
