@@ -229,12 +229,18 @@ def test_bench_input_errors(tmp_path):
         BenchConfig(preset="best")
     with pytest.raises(BenchError, match="search_trials must be an integer >= 0"):
         BenchConfig(search_trials=-1)
-    # a run written before --preset and --search-trials existed resumes as preset default, no search
-    legacy = {k: v for k, v in BenchConfig(search_trials=0).to_dict().items() if k not in ("preset", "search_trials")}
+    with pytest.raises(BenchError, match="precision='int8'; choose one of auto, fp32, bf16, fp16"):
+        BenchConfig(precision="int8")
+    # a run written before --preset, --search-trials and --precision existed resumes as preset default,
+    # no search, automatic precision
+    legacy = {k: v for k, v in BenchConfig(search_trials=0).to_dict().items()
+              if k not in ("preset", "search_trials", "precision")}
     (tmp_path / "config.json").write_text(json.dumps({"config": legacy}))
     _open_out_dir(tmp_path, BenchConfig(search_trials=0).to_dict(), resume=True)
     with pytest.raises(BenchError, match=r"different settings \(search_trials\)"):
         _open_out_dir(tmp_path, BenchConfig().to_dict(), resume=True)
+    with pytest.raises(BenchError, match=r"different settings \(precision\)"):  # fp32 and bf16 rows never mix
+        _open_out_dir(tmp_path, BenchConfig(search_trials=0, precision="bf16").to_dict(), resume=True)
     with pytest.raises(ValueError, match="unknown baseline 'rocket'"):
         BenchConfig(baselines=("rocket",))
     with pytest.raises(BenchError, match="archive"):

@@ -90,6 +90,19 @@ def test_embed_takes_preset_and_renderer_args(tmp_path):
     assert config["renderer"]["quantize"] is False and config["renderer"]["resize"] == "nearest"
 
 
+def test_embed_precision_is_used_and_a_bad_one_refused(tmp_path):
+    from tivit.embed import Embeddings
+
+    args = ["embed", "--dataset", "GunPoint", "--split", "train", "--no-cache", "--layers", "1",
+            "--encoder", "vit_small_patch16_224", "--weights", "random", "--encoder-args", "img_size=32,depth=2"]
+    result = runner.invoke(app, args + ["--precision", "bf16", "--out", str(tmp_path / "a.npz")])
+    assert result.exit_code == 0, result.output
+    assert Embeddings.load(tmp_path / "a.npz").config["precision"] == "bf16"
+    result = runner.invoke(app, args + ["--precision", "int8", "--out", str(tmp_path / "b.npz")])
+    _user_error(result, "precision must be one of auto, fp32, bf16, fp16")
+    assert not (tmp_path / "b.npz").exists()
+
+
 # 2: paths, names and messages are printed as text, not rich markup
 
 

@@ -118,6 +118,17 @@ def test_encoder_by_name_with_timm_args(X):
     assert emb.layers == (3,) and emb.config["encoder"]["timm_kwargs"]["depth"] == 3
 
 
+def test_precision_by_name_is_recorded_and_keys_the_cache(X, tmp_path):
+    kwargs = dict(weights="random", encoder_args=TINY, layers=[1, 3], cache_dir=tmp_path)
+    fp32 = extract(X[:4], "tivit", "vit_small_patch16_224", **kwargs)
+    bf16 = extract(X[:4], "tivit", "vit_small_patch16_224", precision="bf16", **kwargs)
+    assert fp32.config["precision"] == "fp32" and bf16.config["precision"] == "bf16"
+    # bf16 ran (not a cache hit of the fp32 entry), and stays close
+    assert not np.array_equal(fp32.values, bf16.values)
+    np.testing.assert_allclose(bf16.values, fp32.values, rtol=0.1, atol=0.1)
+    assert len(list(tmp_path.rglob("record.json"))) == 2
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
@@ -148,6 +159,8 @@ def test_bad_arguments(enc, X):
         extract(X, "tivit", enc, layers=[1], cache_dir=False, seed=5)  # a built encoder keeps its weights
     with pytest.raises(TypeError, match="only apply when the encoder is given by name"):
         extract(X, "tivit", enc, layers=[1], cache_dir=False, weights="random")
+    with pytest.raises(TypeError, match="only applies when the encoder is given by name"):
+        extract(X, "tivit", enc, layers=[1], cache_dir=False, precision="bf16")
 
 
 def test_cache_hit_serves_without_encoding(enc, X, monkeypatch, tmp_path):

@@ -457,3 +457,18 @@ def test_only_interrupted_trials_lose_their_failure_warnings():
     assert keep.filter(record("Trial 4 failed with value None."))  # only the interrupted trial's line
     assert keep.filter(record("Trial 5 failed with parameters: {} because of ...", ValueError("bad")))
     assert keep.filter(record("Trial 5 failed with value None."))
+
+
+def test_a_study_resumes_only_in_the_precision_it_was_made_in(tmp_path):
+    """fp32 and bf16 embeddings differ: their trials must not share a study (older studies did not
+    record a precision, and resume as before)."""
+    from tivit.search import open_study
+
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    meta = {"dataset": "GunPoint", "precision": "fp32"}
+    open_study("s", storage, seed=0, prune=False, resume=False, meta=meta)
+    open_study("s", storage, seed=0, prune=False, resume=True, meta=meta)
+    with pytest.raises(SearchError, match=r"different settings \(precision\)"):
+        open_study("s", storage, seed=0, prune=False, resume=True, meta={**meta, "precision": "bf16"})
+    open_study("old", storage, seed=0, prune=False, resume=False, meta={"dataset": "GunPoint"})
+    open_study("old", storage, seed=0, prune=False, resume=True, meta=meta)

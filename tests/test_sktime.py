@@ -155,6 +155,20 @@ def test_pickle_and_joblib_store_the_encoder_identity_not_its_weights(tmp_path):
     np.testing.assert_array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(X_test), expected)
 
 
+def test_precision_reaches_the_encoder_and_survives_pickling():
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 20, 10)
+    fp32 = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    bf16 = TiViTClassifier(**TINY, layer=2, precision="bf16").fit(X_train, y_train)
+    assert bf16._encoder_slot.encoder.precision == "bf16" and fp32._encoder_slot.encoder.precision == "fp32"
+    expected = bf16.predict_proba(X_test)
+    assert not np.array_equal(expected, fp32.predict_proba(X_test))  # the encoder ran in bf16
+    again = pickle.loads(pickle.dumps(bf16))
+    np.testing.assert_array_equal(again.predict_proba(X_test), expected)
+    assert again._encoder_slot.encoder.precision == "bf16"
+    with pytest.raises(EncoderError, match="precision must be one of"):
+        TiViTTransformer(**TINY, precision="half").fit(X_train)
+
+
 def test_missing_values_interpolated_or_refused():
     X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 20, 10)
     holes = X_test.copy()

@@ -71,7 +71,7 @@ _VERSIONED = ("tivit", "torch", "timm", "numpy", "scikit-learn", "sktime", "ligh
 
 
 # Settings a run written before they existed had implicitly: no searched summary, the default recipe.
-_LEGACY = {"preset": "default", "search_trials": 0}
+_LEGACY = {"preset": "default", "search_trials": 0, "precision": "auto"}
 
 
 class BenchError(ValueError):
@@ -103,6 +103,8 @@ class BenchConfig:
         baselines: baseline names (:data:`tivit.baselines.BASELINES`).
         search_trials: trials of the layer + ``C`` search behind the ``searched`` summary (0: none).
         seed: seed of random weights, CV folds, heads, the search and baselines.
+        precision: the encoder's: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
+            or ``fp16`` (see :func:`tivit.encoders.load_encoder`).
     """
 
     preset: str = "default"
@@ -122,9 +124,11 @@ class BenchConfig:
     baselines: tuple[str, ...] = ("minirocket",)
     search_trials: int = 20
     seed: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         from tivit.baselines import check_baselines
+        from tivit.encoders import PRECISIONS
         from tivit.presets import MISSING, PRESETS, UNEQUAL
 
         if self.preset not in PRESETS:
@@ -139,6 +143,8 @@ class BenchConfig:
             raise BenchError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
         if self.missing not in MISSING:
             raise BenchError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
+        if self.precision not in PRECISIONS:
+            raise BenchError(f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not (isinstance(self.C, (int, float)) and self.C > 0):
             raise BenchError(f"C must be a positive number, got {self.C!r}")
         if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int) or self.search_trials < 0:
@@ -602,7 +608,7 @@ def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size
     from tivit.presets import paper_layer
 
     encoder = load_encoder(config.encoder, weights=config.weights, device=device, seed=config.seed,
-                           **dict(config.encoder_args))
+                           precision=config.precision, **dict(config.encoder_args))
     header = {
         "config": config.to_dict(),
         "preset": config.recipe.to_dict(),

@@ -28,6 +28,12 @@ ThreadsOption = typer.Option(
     help="CPU threads for torch and the BLAS (default: torch's, all cores); lower it when jobs share a machine.",
 )
 
+PrecisionOption = typer.Option(
+    "auto", "--precision",
+    help="Encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16. On a CPU with "
+    "bf16 units (AVX512-BF16/AMX) bf16 runs about 3x faster than fp32; embeddings move by about 1%.",
+)
+
 
 def _set_threads(threads: Optional[int]) -> None:
     """``--threads``: two jobs that each take every core slow each other down several times over."""
@@ -330,6 +336,7 @@ def embed(
     devices: int = typer.Option(1, help="Devices (or CPU processes) for DDP extraction."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (pays off on long runs)."),
+    precision: str = PrecisionOption,
     data_dir: Optional[Path] = DataDirOption,
     threads: Optional[int] = ThreadsOption,
 ) -> None:
@@ -350,7 +357,8 @@ def embed(
     rcfg = _preset_renderer(preset, renderer, "--renderer-args", _pairs(renderer_args, "--renderer-args"))
     try:
         X, y, which = _embedding_split(load_dataset(dataset, data_dir), split)
-        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, compile=compile, **extra)
+        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, compile=compile, precision=precision,
+                           **extra)
         emb = extract(
             X, rcfg, enc, layers=layers, pool=pool, norm=norm, normalize=normalize, batch_size=bs,
             devices=devices, cache_dir=False if no_cache else None,
@@ -405,6 +413,7 @@ def search(
     batch_size: str = typer.Option("auto", help="Images per forward pass, or auto."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda if available)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    precision: str = PrecisionOption,
     data_dir: Optional[Path] = DataDirOption,
     threads: Optional[int] = ThreadsOption,
 ) -> None:
@@ -446,7 +455,7 @@ def search(
         result = run_search(
             dataset, encoder, weights=weights, encoder_args=_pairs(encoder_args, "--encoder-args"), space=space,
             n_trials=trials, storage=storage, study_name=study_name, resume=resume, seed=seed, n_splits=folds,
-            prune=prune, normalize=normalize, score_test=test, data_dir=data_dir, device=device,
+            prune=prune, normalize=normalize, score_test=test, data_dir=data_dir, device=device, precision=precision,
             batch_size=_batch_size(batch_size), cache_dir=False if no_cache else None, plots_dir=plots_dir,
         )
     except KeyboardInterrupt:
@@ -619,6 +628,7 @@ def bench(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda if available)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report (Markdown, HTML, PNGs) at the end."),
+    precision: str = PrecisionOption,
     data_dir: Optional[Path] = DataDirOption,
     threads: Optional[int] = ThreadsOption,
 ) -> None:
@@ -640,7 +650,7 @@ def bench(
             encoder_args=tuple(_pairs(encoder_args, "--encoder-args").items()),
             renderer=renderer, renderer_params=tuple(rparams.items()), layers=layers,
             pool=pool, head=head, C=c, normalize=normalize, unequal_length=unequal_length, missing=missing,
-            baselines=baselines, search_trials=search_trials, seed=seed,
+            baselines=baselines, search_trials=search_trials, seed=seed, precision=precision,
         )
         _preset_renderer(config.preset, config.renderer, "--renderer-args", rparams)  # a bad one fails now
         run = run_bench(

@@ -155,7 +155,8 @@ def _renderer_config(renderer: Any, params: dict):
     return renderer
 
 
-def _encoder(encoder: Any, weights: Any, device: str | None, seed: int, encoder_args: dict | None) -> "FrozenEncoder":
+def _encoder(encoder: Any, weights: Any, device: str | None, seed: int, encoder_args: dict | None,
+             precision: str = "auto") -> "FrozenEncoder":
     from tivit.encoders import FrozenEncoder, load_encoder
 
     if isinstance(encoder, FrozenEncoder):
@@ -164,10 +165,14 @@ def _encoder(encoder: Any, weights: Any, device: str | None, seed: int, encoder_
         if weights != "pretrained" or seed != 0:  # a built encoder has its weights: these would be ignored
             raise TypeError(f"weights={weights!r} and seed={seed!r} only apply when the encoder is given by name; "
                             f"this encoder has {encoder.weights}")
+        if precision != "auto":
+            raise TypeError(f"precision={precision!r} only applies when the encoder is given by name; "
+                            f"this encoder runs in {encoder.precision} (load_encoder(precision=...))")
         if device is not None and str(device) != encoder.device:
             encoder.to(device)
         return encoder
-    return load_encoder(encoder, weights=weights, device=device, seed=seed, **(encoder_args or {}))
+    return load_encoder(encoder, weights=weights, device=device, seed=seed, precision=precision,
+                        **(encoder_args or {}))
 
 
 def _batch_rows(batch_size: int | str, encoder: "FrozenEncoder") -> int:
@@ -253,6 +258,7 @@ def extract(
     weights: Any = "pretrained",
     seed: int = 0,
     encoder_args: dict | None = None,
+    precision: str = "auto",
     chunk_size: int = DEFAULT_CHUNK,
     **renderer_params: Any,
 ) -> Embeddings:
@@ -278,6 +284,8 @@ def extract(
         weights: ``"pretrained"``, ``"random"`` or a weights file (when ``encoder`` is a name).
         seed: seed of random weights.
         encoder_args: extra timm arguments when ``encoder`` is a name (``{"img_size": 64, "depth": 4}``).
+        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            when ``encoder`` is a name (see :func:`tivit.encoders.load_encoder`); part of the cache key.
         chunk_size: series per cache chunk (the unit of resume and of multi-device work).
         **renderer_params: passed to ``renderers.make_config`` when ``renderer`` is a name.
 
@@ -290,7 +298,7 @@ def extract(
 
     X = _panel(data)
     rcfg = _renderer_config(renderer, renderer_params)
-    enc = _encoder(encoder, weights, device, seed, encoder_args)
+    enc = _encoder(encoder, weights, device, seed, encoder_args, precision)
     layers = resolve_layers(layers, enc.depth)
     check_pool(pool, enc.prefix_tokens)
     if norm and not enc.final_norm:

@@ -436,6 +436,8 @@ def open_study(
         ) from None
     meta = json.loads(json.dumps(meta, default=str))  # as the storage will hand it back
     old = durable.user_attrs.get("tivit")
+    if isinstance(old, dict) and "precision" in meta:
+        old = {"precision": meta["precision"], **old}  # studies from before it was recorded did not say
     if old is None:
         durable.set_user_attr("tivit", meta)
     elif old != meta:
@@ -785,6 +787,7 @@ def search(
     score_test: bool = True,
     data_dir: Any = None,
     device: str | None = None,
+    precision: str = "auto",
     batch_size: int | str = "auto",
     cache_dir: Any = None,
     progress: bool = True,
@@ -814,6 +817,8 @@ def search(
         normalize: L2-normalise embeddings per sample (the published recipe does).
         score_test: score the best configuration on test after the search.
         data_dir: folder of datasets when ``dataset`` is a name.
+        precision: the encoder's when given by name (``auto``, ``fp32``, ``bf16``, ``fp16``; see
+            :func:`tivit.encoders.load_encoder`).
         device: encoder device; batch_size: images per forward pass; cache_dir: embedding cache
             (None: default, False: off).
         progress: progress bars (trials, and embedding passes).
@@ -834,7 +839,8 @@ def search(
     if isinstance(encoder, FrozenEncoder):
         enc = encoder
     else:
-        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, **(encoder_args or {}))
+        enc = load_encoder(encoder, weights=weights, device=device, seed=seed, precision=precision,
+                           **(encoder_args or {}))
     layers = resolve_layers(space.layers, enc.depth)
     for pool in space.pools:
         check_pool(pool, enc.prefix_tokens)
@@ -864,6 +870,7 @@ def search(
         "dataset": name,
         "n_train": int(len(y_train)),
         "encoder": enc.identity(),
+        "precision": enc.precision,
         "space": space.to_dict(),
         "seed": int(seed),
         "n_splits": int(n_splits),
