@@ -142,10 +142,18 @@ def test_index_out_of_range_names_a_few(tmp_path, index):
     assert not list(tmp_path.glob("*.png"))
 
 
-@pytest.mark.parametrize("index", ["", "3-1", " , "])
+@pytest.mark.parametrize("index", ["", " , "])
 def test_empty_index_selection(tmp_path, index):
     result = runner.invoke(app, ["render", "--dataset", "GunPoint", "--index", index, "--out", str(tmp_path)])
     _user_error(result, "--index selection", "is empty")
+
+
+@pytest.mark.parametrize("index", ["3-1", "0,3-1"])
+def test_a_backwards_index_range_is_refused_even_next_to_others(tmp_path, index):
+    """`0,3-1` wrote row 0 alone and exited 0: the range was dropped without a word."""
+    result = runner.invoke(app, ["render", "--dataset", "GunPoint", "--index", index, "--out", str(tmp_path)])
+    _user_error(result, "--index range 3-1 runs backwards")
+    assert not list(tmp_path.glob("*.png"))
 
 
 # 4: user mistakes are `error:` lines, and output locations are checked before the work

@@ -51,6 +51,7 @@ def _make_run(folder: Path, random_weights: bool = True, run=RUN) -> Path:
         "archive": "ucr", "datasets": list(run), "model": "tivit-x",
         "weights": "random(seed=0)" if random_weights else "pretrained", "random_weights": random_weights,
         "versions": {"tivit": "0"}, "seeds": {"seed": 0},
+        "encoder_info": {"input_size": 64, "precision": "bf16", "device": "cpu"},
     })
     lines = [json.dumps({"dataset": "Beef", "status": "failed", "error": "boom"})]  # later retried and done
     lines += [json.dumps(_record(name, *spec)) for name, spec in run.items()]
@@ -86,6 +87,7 @@ def test_report_files_and_random_weights_banner(tmp_path):
     for text in (md, page):
         assert text.count("RANDOM WEIGHTS") >= 2  # top and bottom of the page
         assert "NotInTheReferences" in text and "oracle" in text and "Critical difference" in text
+        assert "64 px input, bf16 on cpu" in text  # the precision the embeddings were made in
     assert "| tivit cv | 0 / 2 / 2 |" in md
     assert "| tivit cv | 0.6500 |" in md  # mean accuracy of the cv column
     assert "<div class='banner'>" in page and "<table>" in page

@@ -487,9 +487,11 @@ def _index_ranges(text: str) -> list[tuple[int, int]]:
             ranges.append((int(first), int(last) if dash else int(first)))
         except ValueError:
             _fail(f"--index takes numbers and ranges such as 0,1,5-7; got {part!r}")
-    ranges = [(a, b) for a, b in ranges if a <= b]
+    backwards = [f"{a}-{b}" for a, b in ranges if a > b]
+    if backwards:
+        _fail(f"--index range {backwards[0]} runs backwards: ranges go low-high, such as 0,1,5-7")
     if not ranges:
-        _fail(f"the --index selection {text!r} is empty: give rows such as 0,1,5-7 (ranges go low-high)")
+        _fail(f"the --index selection {text!r} is empty: give rows such as 0,1,5-7")
     return ranges
 
 

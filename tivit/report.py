@@ -312,7 +312,9 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     blocks.append(("p", (
         f"Preset `{cfg.get('preset', 'default')}`. "
         f"Encoder `{cfg.get('encoder')}`{_args(cfg.get('encoder_args'))} ({header.get('weights')}), "
-        f"{header.get('encoder_info', {}).get('input_size', '?')} px input, renderer `{cfg.get('renderer')}`"
+        f"{header.get('encoder_info', {}).get('input_size', '?')} px input, "
+        f"{header.get('encoder_info', {}).get('precision', '?')} on {header.get('encoder_info', {}).get('device', '?')}, "
+        f"renderer `{cfg.get('renderer')}`"
         f"{_args(cfg.get('renderer_params'))}, "
         f"pool `{cfg.get('pool')}`, head `{cfg.get('head')}` (C={cfg.get('C')}), layers `{cfg.get('layers')}`, "
         f"official train/test splits. `cv` = layer chosen by stratified cross-validation on TRAIN only "
