@@ -244,3 +244,93 @@ def test_transformer_features_and_pipeline():
     paper = TiViTTransformer(**TINY, preset="paper").fit(X_train)
     assert paper.layers_ == (paper_layer(2),)
     np.testing.assert_allclose(np.linalg.norm(paper.transform(X_test).to_numpy(), axis=1), 1.0, atol=1e-5)
+
+
+def test_unequal_length_in_sktimes_own_nested_format_fits():
+    """sktime's loaders return nested_univ; it was converted to numpy3D, which cannot hold
+    unequal lengths ("all input arrays must have the same shape")."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from sktime.datasets import load_japanese_vowels
+
+    X, y = load_japanese_vowels(split="train", return_X_y=True)
+    X, y = X.iloc[::15], y[::15]
+    clf = TiViTClassifier(**TINY, layer=2).fit(X, y)
+    assert clf.predict_proba(X).shape == (len(X), len(np.unique(y)))
+    table = TiViTTransformer(**TINY, layers=2).fit_transform(X)
+    assert table.shape[0] == len(X) and np.isfinite(table.to_numpy()).all()
+    assert (TiViTTransformer(**TINY, layers=2) * RidgeClassifierCV()).fit(X, y).predict(X).shape == (len(X),)
+
+
+def test_zero_padding_makes_no_series_depend_on_its_batch():
+    """With unequal_length='zeros' one long series in a batch re-padded every other one to its length."""
+    import pandas as pd
+    from sktime.datasets import load_unit_test
+
+    X, y = load_unit_test(split="train", return_X_y=True, return_type="numpy3D")  # length 24
+    Xt, _ = load_unit_test(split="test", return_X_y=True, return_type="numpy3D")
+    clf = TiViTClassifier(**TINY, layer=2, unequal_length="zeros").fit(X, y)
+    three = [pd.DataFrame(s.T) for s in Xt[:3]]
+    longer = pd.DataFrame(np.tile(Xt[3].T, (2, 1)))  # length 48, longer than any training series
+    shorter = pd.DataFrame(Xt[3].T[:10])
+    batched = clf.predict_proba(three + [longer, shorter])
+    np.testing.assert_allclose(batched[:3], clf.predict_proba(three), atol=1e-6)
+    np.testing.assert_allclose(batched[3:4], clf.predict_proba([longer]), atol=1e-6)
+    # a shorter series is zero-padded to the training length, as the published recipe pads
+    padded = np.zeros((1, 1, 24), np.float32)
+    padded[0, 0, :10] = Xt[3, 0, :10]
+    np.testing.assert_allclose(batched[4:], clf.predict_proba(padded), atol=1e-6)
+    t = TiViTTransformer(**TINY, layers=2, unequal_length="zeros").fit(X)
+    np.testing.assert_allclose(t.transform(three + [longer]).to_numpy()[:3], t.transform(three).to_numpy(), atol=1e-6)
+
+
+def test_layer_auto_keeps_a_C_the_user_gave_and_refuses_mlp_settings_it_would_replace():
+    X_train, y_train, _, _ = _subset(load_dataset("GunPoint"), 20, 6)
+    for C in (0.001, 1000.0):
+        clf = TiViTClassifier(**TINY, head_params={"C": C}, search_trials=3).fit(X_train, y_train)
+        assert clf.mode_ == "auto" and clf.C_ == C and clf.head_.C == C and clf.search_.C == C
+    with pytest.raises(ValueError, match=r"head_params \['hidden'\] would be replaced"):
+        TiViTClassifier(**TINY, head="mlp", head_params={"hidden": (7,)}, search_trials=2).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"head_params\['C'\] must be a positive number"):
+        TiViTClassifier(**TINY, head_params={"C": -1.0}, search_trials=2).fit(X_train, y_train)
+
+
+def test_transformer_rows_keep_the_instance_ids():
+    import pandas as pd
+    from sktime.datasets import load_unit_test
+
+    X, _ = load_unit_test(split="train", return_X_y=True, return_type="pd-multiindex")
+    ids = X.index.get_level_values(0).unique()[5:10]
+    part = X.loc[ids]
+    out = TiViTTransformer(**TINY, layers=2).fit_transform(part)
+    assert list(out.index) == list(ids)
+    union = (TiViTTransformer(**TINY, layers=2) + TiViTTransformer(**TINY, layers=1)).fit_transform(part)
+    assert union.shape[0] == 5 and not union.isna().any().any()  # rows aligned, not doubled with NaN
+    assert isinstance(TiViTTransformer(**TINY, layers=2).fit_transform(part.to_numpy().reshape(5, 1, -1)).index,
+                      pd.RangeIndex)
+
+
+def test_fusion_and_float32_range_errors_name_their_cause():
+    from sktime.transformations.base import BaseTransformer
+
+    class Gappy(BaseTransformer):
+        _tags = {"scitype:transform-output": "Primitives", "X_inner_mtype": "numpy3D", "fit_is_empty": True}
+
+        def _transform(self, X, y=None):
+            out = X.mean(axis=2)
+            return np.concatenate([out, np.full_like(out, np.nan)], axis=1)
+
+    class SeriesToSeries(BaseTransformer):
+        _tags = {"scitype:transform-output": "Series", "X_inner_mtype": "numpy3D", "fit_is_empty": True}
+
+        def _transform(self, X, y=None):
+            return X * 2
+
+    X_train, y_train, _, _ = _subset(load_dataset("GunPoint"), 12, 6)
+    with pytest.raises(ValueError, match=r"fuse_with=Gappy returned NaN or inf in 1 of its 2 feature columns"):
+        TiViTClassifier(**TINY, layer=1, fuse_with=Gappy()).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"fuse_with=SeriesToSeries must return one row of features per series"):
+        TiViTClassifier(**TINY, layer=1, fuse_with=SeriesToSeries()).fit(X_train, y_train)
+    huge = X_train.astype(np.float64)
+    huge[0, 0, 3] = 1e39
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        TiViTClassifier(**TINY, layer=1).fit(huge, y_train)

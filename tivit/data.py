@@ -518,6 +518,18 @@ def pad_to_length(X: np.ndarray, length: int | None = None, value: float = 0.0) 
     return out
 
 
+def _pad_up_to(X: np.ndarray, length: int) -> np.ndarray:
+    """Zeros after each series up to ``length``; a longer series keeps its own length (NaN tail)."""
+    lengths = series_lengths(X)
+    width = max(X.shape[2], length)
+    out = np.full(X.shape[:2] + (width,), np.nan, dtype=np.float32)
+    out[:, :, : X.shape[2]] = X
+    cols = np.arange(width)[None, :]
+    fill = (cols >= lengths[:, None]) & (cols < length)
+    out[np.broadcast_to(fill[:, None, :], out.shape)] = 0.0
+    return out
+
+
 def resample_to_length(X: np.ndarray, length: int | None = None) -> np.ndarray:
     """Linearly resample each series from its own length to ``length`` (default: the longest).
 
@@ -550,6 +562,8 @@ def prepare_panel(panel: np.ndarray, unequal_length: str, missing: str, length: 
         unequal_length: ``own-length`` (keep the NaN tail), ``zeros`` or ``resample``.
         missing: ``interpolate`` or ``error``.
         length: target length for the test panel (the training panel's width); None for train.
+            ``zeros`` pads each series to it and leaves a longer series at its own length (NaN
+            tail), so that a series' image never depends on the other series of its batch.
     """
     if np.isinf(panel).any():
         raise ValueError("the data contains inf; tivit needs finite values (NaN marks missing values)")
@@ -559,7 +573,7 @@ def prepare_panel(panel: np.ndarray, unequal_length: str, missing: str, length: 
                              "(--missing interpolate)")
         panel = interpolate_missing(panel)
     if unequal_length == "zeros":
-        panel = pad_to_length(panel, max(panel.shape[2], length or 0))
+        panel = pad_to_length(panel) if length is None else _pad_up_to(panel, int(length))
     elif unequal_length == "resample":
         panel = resample_to_length(panel, length)
     return panel

@@ -33,7 +33,9 @@ _DEPENDENCIES = ["torch", "timm", "lightning"]
 # Encoders held by fitted estimators, shared by estimators built the same way (refitting, cloning,
 # cross-validation): weak references, so an encoder lives only as long as some estimator uses it.
 _LIVE_ENCODERS: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
-_INNER_MTYPES = ["numpy3D", "df-list", "pd-multiindex"]
+# sktime converts other containers to the first of these: pd-multiindex holds unequal lengths (numpy3D
+# cannot) and keeps the instance ids, which the transformer's output rows carry
+_INNER_MTYPES = ["pd-multiindex", "numpy3D", "df-list"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,12 +62,33 @@ def _to_panel(X: Any) -> np.ndarray:
     from tivit.data import to_panel
 
     if isinstance(X, np.ndarray):
-        return X.astype(np.float32, copy=True)
+        return _float32(X)
     if isinstance(X, list):
-        return to_panel([np.asarray(df, dtype=np.float32).T for df in X])
+        return to_panel([_float32(np.asarray(df)).T for df in X])
     if isinstance(X, pd.DataFrame):
-        return to_panel([g.to_numpy(dtype=np.float32).T for _, g in X.groupby(level=0, sort=False)])
+        return to_panel([_float32(g.to_numpy()).T for _, g in X.groupby(level=0, sort=False)])
     raise TypeError(f"unsupported inner data type {type(X).__name__}")
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """A float32 copy; finite values beyond float32's range are refused (they would become inf)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and values.dtype.itemsize > 4:
+        big = np.abs(values[np.isfinite(values)]).max(initial=0.0)
+        if big > np.finfo(np.float32).max:
+            raise ValueError(f"X holds values up to {big:.3g}, beyond float32's range (3.4e38) in which tivit "
+                             "works; rescale the data")
+    return values.astype(np.float32, copy=True)
+
+
+def _instance_index(X: Any):
+    """The instance ids of sktime inner data, in the order :func:`_to_panel` stacks them (None: 0..n-1)."""
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame) and isinstance(X.index, pd.MultiIndex):
+        ids = X.index.get_level_values(0).unique()
+        return ids.rename(X.index.names[0])
+    return None
 
 
 def _check_channels(panel: np.ndarray, fitted: int | None) -> np.ndarray:
@@ -78,6 +101,7 @@ def _check_channels(panel: np.ndarray, fitted: int | None) -> np.ndarray:
 
 _HEAD_OWN = {"kind": "head=", "random_state": "random_state="}  # head_params keys the estimator sets itself
 _MIX_PARAMS = ("C", "max_iter", "tol", "trainer_kwargs")  # what the layer_mix head takes
+_SEARCHED_MLP = ("hidden", "weight_decay")  # what layer='auto' searches for the mlp head
 
 
 def _check_head_params(head_params: dict | None, mode: str, head: str | None) -> None:
@@ -86,6 +110,14 @@ def _check_head_params(head_params: dict | None, mode: str, head: str | None) ->
     for key, where in _HEAD_OWN.items():
         if key in head_params:
             raise ValueError(f"head_params[{key!r}] is set by the estimator's {where} parameter; give it there")
+    if mode == "auto":
+        searched = sorted(set(head_params) & set(_SEARCHED_MLP)) if head == "mlp" else []
+        if searched:
+            raise ValueError(f"layer='auto' searches the mlp head's {list(_SEARCHED_MLP)} with the layer; "
+                             f"head_params {searched} would be replaced: give a fixed layer to set them")
+        C = head_params.get("C")
+        if C is not None and not (isinstance(C, (int, float)) and not isinstance(C, bool) and 0 < C < float("inf")):
+            raise ValueError(f"head_params['C'] must be a positive number, got {C!r}")
     if mode == "mix":
         if head not in (None, "linear"):
             raise ValueError(f"layer='mix' fits a layer_mix head; head={head!r} cannot apply (leave head=None)")
@@ -224,7 +256,9 @@ class TiViTClassifier(BaseClassifier):
             stratified CV on the training data only); ``"mix"`` (a ``layer_mix`` head learns
             weights over all layers); None: the preset's (``paper``: 14 of 32).
         search_trials: trials of the ``layer="auto"`` search (layer and ``C`` of the linear
-            head, or the ``mlp`` head's parameters); unused otherwise.
+            head, or the ``mlp`` head's ``hidden`` and ``weight_decay``); unused otherwise. A ``C``
+            given in ``head_params`` is kept and the search chooses the layer alone; the mlp's
+            searched parameters cannot be given with ``"auto"`` (an error says so).
         pool: token pooling (``mean``, ``mean_patch``, ``cls``, ``mean+cls``); None: the preset's.
         head: ``"linear"`` or ``"mlp"``; None: the preset's. ``head_params`` go to
             :class:`tivit.heads.HeadClassifier`.
@@ -368,7 +402,7 @@ class TiViTClassifier(BaseClassifier):
         if mode == "mix" and self.fuse_with is not None:
             raise ValueError("fuse_with needs one feature table per series; it cannot be combined with layer='mix'")
         params = {**dict(recipe.preset.head_params), **(self.head_params or {})}
-        _check_head_params(self.head_params, mode, self.head)
+        _check_head_params(self.head_params, mode, head)
 
         y = np.asarray(y)
         self.fit_index_ = fit_index(recipe.preset, y, recipe.seed)
@@ -381,16 +415,18 @@ class TiViTClassifier(BaseClassifier):
             from tivit.search import search_layer
 
             # the same call as the `searched` summary of `tivit bench` (tivit.search.evaluate_search)
+            # a C the user gave stays: the search then chooses the layer alone
+            bounds = {"C": (float(self.head_params["C"]),) * 2} if "C" in (self.head_params or {}) else {}
             with single_threaded():  # the bench's numbers on any machine (see tivit._threads)
                 choice = search_layer(values, y_fit, layers=emb.layers, n_trials=int(trials), heads=(head,),
-                                      seed=recipe.seed)
+                                      seed=recipe.seed, **bounds)
             self.search_, self.layer_, self.C_ = choice, choice.layer, choice.C
             self.layer_scores_ = choice.layer_scores
             self.layers_ = (choice.layer,)
             values = values[:, [emb.layers.index(choice.layer)]]
             searched = choice.config.head_kwargs()
             searched.pop("kind")
-            params.update(searched)  # the searched C (or mlp width and weight decay) replaces the preset's
+            params.update(searched)  # the searched C (or mlp width and weight decay); the user's C stays
         else:
             self.layer_ = emb.layers[0] if len(emb.layers) == 1 else None
             self.layers_ = tuple(emb.layers)
@@ -410,7 +446,7 @@ class TiViTClassifier(BaseClassifier):
             self.fuse_ = _clone(self.fuse_with)
             fused_panel = _fusion_panel(_to_panel(X), recipe, None)
             self.fusion_length_ = fused_panel.shape[2]
-            other = np.asarray(self.fuse_.fit_transform(fused_panel), dtype=np.float32)
+            other = _fused_features(self.fuse_, self.fuse_.fit_transform(fused_panel), len(fused_panel))
             blocks = [features, other[self.fit_index_]]
             self.block_scaler_ = _BlockScaler(blocks)
             features = self.block_scaler_.transform(blocks)
@@ -430,8 +466,8 @@ class TiViTClassifier(BaseClassifier):
             return emb.values
         features = emb.values.reshape(emb.n, -1)
         if self.fuse_ is not None:
-            other = np.asarray(self.fuse_.transform(_fusion_panel(_to_panel(X), recipe, self.fusion_length_)),
-                               dtype=np.float32)
+            other = _fused_features(self.fuse_, self.fuse_.transform(_fusion_panel(_to_panel(X), recipe,
+                                                                                      self.fusion_length_)), emb.n)
             features = self.block_scaler_.transform([features, other])
         return features
 
@@ -471,6 +507,25 @@ def _clone(transformer: Any) -> Any:
     from sklearn.base import clone
 
     return clone(transformer)
+
+
+def _fused_features(transformer: Any, table: Any, n: int) -> np.ndarray:
+    """The fused transformer's output as float32 ``(n, features)``; what cannot be fused is named."""
+    name = type(transformer).__name__
+    try:
+        values = np.asarray(table, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"fuse_with={name} must return one row of numbers per series; "
+                         f"its output ({type(table).__name__}) is not a table: {err}") from None
+    if values.ndim != 2 or len(values) != n:
+        raise ValueError(f"fuse_with={name} must return one row of features per series ({n} rows); it returned "
+                         f"shape {values.shape} (a series-to-series transformer cannot be fused)")
+    bad = ~np.isfinite(values).all(axis=0)
+    if bad.any():
+        raise ValueError(f"fuse_with={name} returned NaN or inf in {int(bad.sum())} of its {values.shape[1]} "
+                         f"feature columns (first: {np.flatnonzero(bad)[:5].tolist()}); the linear head needs "
+                         "finite features")
+    return values
 
 
 def _fusion_panel(panel: np.ndarray, recipe: _Recipe, length: int | None) -> np.ndarray:
@@ -597,7 +652,8 @@ class TiViTTransformer(BaseTransformer):
         panel = recipe.prepare(_check_channels(_to_panel(X), getattr(self, "n_channels_", None)), length)
         emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
         columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
-        return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns)
+        # rows keep the input's instance ids, so a FeatureUnion (`+`) aligns them with other features
+        return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns, index=_instance_index(X))
 
     @classmethod
     def get_test_params(cls, parameter_set: str = "default") -> list[dict]:
