@@ -6,8 +6,11 @@ keys the embedding cache. ``make_config`` is the single way to build one from a 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional, Union
+
+import numpy as np
 
 RESIZES = ("nearest", "box")
 
@@ -15,6 +18,29 @@ RESIZES = ("nearest", "box")
 def _check_resize(resize: str) -> None:
     if resize not in RESIZES:
         raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float; text and booleans are refused (``float("0.5")`` or ``float(True)``
+    would silently turn them into numbers)."""
+    if not isinstance(value, (str, bytes, bool, np.bool_)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _is_whole(value: Any, minimum: int) -> bool:
+    """Whether ``value`` is a whole number >= ``minimum`` (``16.0`` and NumPy integers are; text,
+    booleans, NaN and inf are not)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return math.isfinite(number) and number == int(number) and number >= minimum
 
 
 class _Config:
@@ -65,14 +91,13 @@ class TiViTConfig(_Config):
     method = "tivit"
 
     def __post_init__(self) -> None:
-        if self.segment is not None and (isinstance(self.segment, bool) or int(self.segment) != self.segment
-                                         or self.segment < 1):
+        if self.segment is not None and not _is_whole(self.segment, 1):
             raise ValueError(f"segment must be None or a positive integer, got {self.segment!r}")
-        if not 0 < float(self.stride) <= 1:
+        if not 0 < _number("stride", self.stride) <= 1:
             raise ValueError(f"stride is a fraction of the segment length, 0 < stride <= 1; got {self.stride!r}")
-        if not float(self.gamma) > 0:
+        if not _number("gamma", self.gamma) > 0:
             raise ValueError(f"gamma must be > 0, got {self.gamma!r}")
-        if not float(self.eps) > 0:
+        if not _number("eps", self.eps) > 0:
             raise ValueError(f"eps must be > 0, got {self.eps!r}")
         if self.median not in ("lower", "mid"):
             raise ValueError(f"median must be 'lower' or 'mid', got {self.median!r}")
@@ -129,7 +154,7 @@ class MTFConfig(_Config):
     method = "mtf"
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_bins, bool) or int(self.n_bins) != self.n_bins or self.n_bins < 2:
+        if not _is_whole(self.n_bins, 2):
             raise ValueError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
         _check_resize(self.resize)
         self._coerce(ints=("n_bins",))
@@ -159,13 +184,13 @@ class RecurrenceConfig(_Config):
     def __post_init__(self) -> None:
         for name in ("dimension", "time_delay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
+            if not _is_whole(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         t = self.threshold
         if t is not None and t not in ("point", "distance"):
-            if isinstance(t, (bool, str)) or not float(t) > 0:
+            if isinstance(t, (str, bytes, bool, np.bool_)) or not _number("threshold", t) > 0:
                 raise ValueError(f"threshold must be None, 'point', 'distance' or a float > 0; got {t!r}")
-        if not 0 <= float(self.percentage) <= 100:
+        if not 0 <= _number("percentage", self.percentage) <= 100:
             raise ValueError(f"percentage must be within [0, 100], got {self.percentage!r}")
         _check_resize(self.resize)
         numeric = t is not None and t not in ("point", "distance")
@@ -182,7 +207,8 @@ class LinePlotConfig(_Config):
     the pixel centre to the polyline (in pixels); the image is ``1 - coverage``.
 
     Attributes:
-        line_width: line width in output pixels.
+        line_width: line width in output pixels (finite; beyond twice the image side every pixel is
+            inked alike).
         margin: blank share of the height above and below the line, ``0 <= margin < 0.5``.
     """
 
@@ -191,9 +217,9 @@ class LinePlotConfig(_Config):
     method = "lineplot"
 
     def __post_init__(self) -> None:
-        if not float(self.line_width) > 0:
-            raise ValueError(f"line_width must be > 0, got {self.line_width!r}")
-        if not 0 <= float(self.margin) < 0.5:
+        if not 0 < _number("line_width", self.line_width) < math.inf:
+            raise ValueError(f"line_width must be a finite number > 0, got {self.line_width!r}")
+        if not 0 <= _number("margin", self.margin) < 0.5:
             raise ValueError(f"margin must be within [0, 0.5), got {self.margin!r}")
         self._coerce(floats=("line_width", "margin"))
 

@@ -12,7 +12,9 @@ Kernels write the final, normalised pixels straight into the output (``store_pix
 encoder-input form costs no extra pass when the output is float32. They read the series as float64
 and do the per-series arithmetic (PAA, scaling, bin edges, distances and thresholds, line heights)
 in double, as the NumPy reference does: in float32 a series far from zero loses the digits the image
-shows, and finite values beyond float32's range overflow. Only the TiViT recipe with the published
+shows, and finite values beyond float32's range overflow. Recurrence plots and line plots take the
+series multiplied by a power of two, as the reference does (``_scale``), so that squares and ranges
+of values near float64's largest stay finite. Only the TiViT recipe with the published
 lower median computes in float32, as the published code does, for its exact pixels.
 """
 
@@ -33,6 +35,7 @@ import numpy as np
 from renderers import _lineplot, _recurrence, _tivit
 from renderers._config import Config
 from renderers._resize import bounds
+from renderers._scale import pow2_scale
 from renderers._series import groups, own_lengths
 
 KERNEL_FILES = {
@@ -228,6 +231,8 @@ def _mtf_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
 
 
 def _recurrence_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
+    scale = pow2_scale(xg, xp)  # exact, as the reference: no (1e300)**2 = inf in the distances
+    xg = xg * scale
     n = np.int64(xg.shape[0])
     n_traj = _recurrence.n_trajectories(length, cfg)
     shape = (xg, np.int32(length), n, np.int32(n_traj), np.int32(cfg.dimension), np.int32(cfg.time_delay))
@@ -243,7 +248,7 @@ def _recurrence_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
         launch("recurrence_distances", pairs, (*shape, dist))
         limit = xp.percentile(dist, cfg.percentage, axis=1)
     else:
-        limit = xp.full(int(n), float(cfg.threshold), dtype=xp.float64)
+        limit = float(cfg.threshold) * scale[:, 0]
     start, end = bounds(n_traj, size, cfg.resize)
     mode = np.int32(cfg.threshold is not None)
     launch("recurrence_image", int(n) * size * size, (
@@ -253,9 +258,10 @@ def _recurrence_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
 
 
 def _lineplot_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
+    xg = xg * pow2_scale(xg, xp)  # exact, as the reference: high - low stays finite
     n = np.int64(xg.shape[0])
     low, high = xp.ascontiguousarray(xg.min(axis=1)), xp.ascontiguousarray(xg.max(axis=1))
-    reach = cfg.line_width / 2 + 0.5
+    reach = _lineplot.ink_reach(cfg, size)
     first, last = _lineplot.segment_range(length, size, reach)
     launch("lineplot_image", int(n) * size * size, (
         xg, np.int32(length), n, low, high, np.float64(cfg.margin), np.float32(reach),
@@ -316,13 +322,13 @@ def _torch_stream():
 def _as_cupy(series: Any):
     import cupy
 
-    from renderers._series import array_kind, check_shape
+    from renderers._series import array_kind, check_has_data, check_shape
 
     kind = array_kind(series)
     if kind == "torch":
         import torch
 
-        t = series.detach()
+        t = check_has_data(series).detach()
         if t.dtype not in (torch.float32, torch.float64):  # the kernels read float64 (_render_rows)
             t = t.double()
         x = cupy.from_dlpack(t.cuda().contiguous())

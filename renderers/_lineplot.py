@@ -6,6 +6,8 @@ point t sits at column ``c_t = t (S - 1) / (T - 1)`` (a single point: the middle
 (0.5 for a constant series). A pixel's coverage is ``clip(w / 2 + 0.5 - d, 0, 1)``, d its distance
 to the polyline; the pixel value is ``1 - coverage``. Only segments whose column span comes
 within ``w / 2 + 0.5`` of a pixel's column can cover it, so each column checks a few segments.
+The series is first multiplied by a power of two (``_scale``: no rounding changes), so that
+``max - min`` of values near float64's largest stays finite.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from renderers import _alloc
 from renderers._config import LinePlotConfig
+from renderers._scale import pow2_scale, pow2_scale_torch
 
 _BAND_GROUP = 32  # series per pass: grouped by band height, so a steep series widens only its group's band
 
@@ -27,11 +30,19 @@ if TYPE_CHECKING:
 def geometry(x: np.ndarray, cfg: LinePlotConfig, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(cols, rows)``: float64 pixel coordinates of the points of one series."""
     x = np.asarray(x, dtype=np.float64)
+    x = x * pow2_scale(x)[0]  # exact; 1e308 - -1e308 would be inf
     t = len(x)
     low, high = x.min(), x.max()
     y = np.full(t, 0.5) if high == low else cfg.margin + (1 - 2 * cfg.margin) * (x - low) / (high - low)
     cols = np.arange(t) * ((size - 1) / (t - 1)) if t > 1 else np.full(1, (size - 1) / 2)
     return cols, (1 - y) * (size - 1)
+
+
+def ink_reach(cfg: LinePlotConfig, size: int) -> float:
+    """``w / 2 + 0.5``, the farthest a pixel the line inks can be from it, capped at ``2 size``: no
+    pixel centre is farther than ``sqrt(2) (size - 1)`` from the line, so any wider line inks every
+    pixel fully as well (and a huge width would overflow the segment indices)."""
+    return min(cfg.line_width / 2 + 0.5, 2.0 * size)
 
 
 def segment_range(length: int, size: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +70,7 @@ def _distance(px, py, ax, ay, bx, by):
 def numpy_image(x: np.ndarray, cfg: LinePlotConfig, size: int) -> np.ndarray:
     """Reference: one series -> ``(size, size)`` image in [0, 1] (white = 1)."""
     cols, rows = geometry(x, cfg, size)
-    reach = cfg.line_width / 2 + 0.5
+    reach = ink_reach(cfg, size)
     first, last = segment_range(len(cols), size, reach)
     pixel_rows = np.arange(size, dtype=np.float64)
     image = np.ones((size, size))
@@ -86,13 +97,14 @@ def torch_images(x: "torch.Tensor", cfg: LinePlotConfig, size: int) -> "torch.Te
     g, t = x.shape
     dev = x.device
     x = x.double()
+    x = x * pow2_scale_torch(x)  # exact; 1e308 - -1e308 would be inf
     low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
     span = high - low
     y = cfg.margin + (1 - 2 * cfg.margin) * (x - low) / torch.where(span > 0, span, torch.ones_like(span))
     y = torch.where(span > 0, y, torch.full_like(y, 0.5))
     rows = ((1 - y) * (size - 1)).float()  # (g, t)
     cols = torch.from_numpy(geometry(np.zeros(t), cfg, size)[0]).float().to(dev)
-    reach = cfg.line_width / 2 + 0.5
+    reach = ink_reach(cfg, size)
     pc = torch.arange(size, dtype=torch.float32, device=dev)[None, None, :]  # pixel columns
     if t == 1:
         pr = torch.arange(size, dtype=torch.float32, device=dev)[None, :, None]

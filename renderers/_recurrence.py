@@ -9,7 +9,9 @@ Euclidean distance between trajectories a and b. The image is
   linear percentile); ``"distance"``: ``D < percentage / 100 * max(D)``;
 
 then resized from N to ``size`` (``box``: block means, i.e. the share of recurrences in a block).
-Thresholded plots are computed in float64 so that no comparison flips against pyts.
+Thresholded plots are computed in float64 so that no comparison flips against pyts. Every backend
+first multiplies the series by a power of two (``_scale``; the threshold too): no rounding changes,
+and squared differences of values near float64's limits neither overflow nor underflow.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from renderers import _alloc
 from renderers._config import RecurrenceConfig
 from renderers._resize import resize_numpy, resize_torch
+from renderers._scale import pow2_scale, pow2_scale_torch
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +43,8 @@ def n_trajectories(length: int, cfg: RecurrenceConfig) -> int:
 def numpy_image(x: np.ndarray, cfg: RecurrenceConfig, size: int) -> np.ndarray:
     """Reference: one series -> ``(size, size)`` image in [0, 1]."""
     x = np.asarray(x, dtype=np.float64)
+    scale = pow2_scale(x)[0]  # exact: the same pixels, without (1e300)**2 = inf
+    x = x * scale
     n = n_trajectories(len(x), cfg)
     traj = np.stack([x[k * cfg.time_delay : k * cfg.time_delay + n] for k in range(cfg.dimension)], axis=1)
     dist = np.sqrt(((traj[:, None, :] - traj[None, :, :]) ** 2).sum(axis=2))
@@ -50,7 +55,7 @@ def numpy_image(x: np.ndarray, cfg: RecurrenceConfig, size: int) -> np.ndarray:
     elif cfg.threshold == "distance":
         image = dist < cfg.percentage / 100 * dist.max()
     else:
-        image = dist < cfg.threshold
+        image = dist < cfg.threshold * scale
     return resize_numpy(image.astype(np.float64), size, cfg.resize).astype(np.float32)
 
 
@@ -75,23 +80,21 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
 
     n = n_trajectories(x.shape[1], cfg)
     tau = cfg.time_delay
-    if cfg.threshold is None and cfg.dimension == 1:
-        # D / max D with max D = max x - min x: scale the series once (float64, as the reference:
-        # float32 would lose the digits of a series far from zero), then one difference per pixel
-        x = x.double()
-        low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
-        span = high - low
-        y = ((x - low) / torch.where(span > 0, span, torch.ones_like(span))).float()
-        if n != size:
-            return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize).clamp_(0, 1)
-        # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
-        image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
-        for chunk, column, row in _alloc.cache_chunks(image, y[:, :, None], y[:, None, :]):
-            torch.sub(column, row, out=chunk).abs_()
-        return image
     x = x.double()
-    if cfg.threshold is None:  # distances relative to the largest: float32 once the offset is gone
-        x = (x - x.amin(dim=1, keepdim=True)).float()
+    scale = pow2_scale_torch(x)
+    if cfg.threshold is None:  # D / max D: scale the series to [0, 1] (float64, as the reference)
+        y = _unit_range_torch(x * scale)
+        if cfg.dimension == 1:  # then one float32 difference per pixel
+            if n != size:
+                return resize_torch(torch.sub(y[:, :, None], y[:, None, :]).abs_(), size, cfg.resize).clamp_(0, 1)
+            # straight into the output, a few images (about 1 MiB) at a time so abs_ runs in cache
+            image = _alloc.empty((len(y), n, n), dtype=torch.float32, device=y.device)
+            for chunk, column, row in _alloc.cache_chunks(image, y[:, :, None], y[:, None, :]):
+                torch.sub(column, row, out=chunk).abs_()
+            return image
+        x = y  # float32 squares of differences within [-1, 1] neither overflow nor underflow
+    else:
+        x = x * scale  # exact: the same comparisons, without (1e300)**2 = inf
     if cfg.dimension == 1:
         dist = torch.sub(x[:, :, None], x[:, None, :]).abs_()
     else:
@@ -109,7 +112,17 @@ def torch_images(x: "torch.Tensor", cfg: RecurrenceConfig, size: int) -> "torch.
         elif cfg.threshold == "distance":
             limit = cfg.percentage / 100 * dist.amax(dim=(1, 2), keepdim=True)
         else:
-            limit = cfg.threshold
+            limit = cfg.threshold * scale[:, :, None]
         image = (dist < limit).float()
     # a shrink averages blocks with float32 weights fl(1/k): a block of ones can sum to 1 + 1 ulp
     return image if n == size else resize_torch(image.float(), size, cfg.resize).clamp_(0, 1)
+
+
+def _unit_range_torch(x: "torch.Tensor") -> "torch.Tensor":
+    """``(x - min) / (max - min)`` of float64 rows as float32 (0 for a constant row): the
+    differences keep the digits of a series far from zero, and D / max D does not change."""
+    import torch
+
+    low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+    span = high - low
+    return ((x - low) / torch.where(span > 0, span, torch.ones_like(span))).float()

@@ -7,6 +7,7 @@ that no full-size float64 (or even float32) copy of all images ever exists.
 
 from __future__ import annotations
 
+import math
 import warnings
 from types import ModuleType
 from typing import Any, Optional, Sequence
@@ -15,7 +16,15 @@ import numpy as np
 
 from renderers import _alloc, _gaf, _lineplot, _mtf, _recurrence, _tivit
 from renderers._config import Config, make_config
-from renderers._series import SeriesError, array_kind, as_rows_numpy, check_shape, groups, own_lengths
+from renderers._series import (
+    SeriesError,
+    array_kind,
+    as_rows_numpy,
+    check_has_data,
+    check_shape,
+    groups,
+    own_lengths,
+)
 
 BACKENDS = ("auto", "numpy", "torch", "cupy")
 _FAMILIES: dict[str, ModuleType] = {
@@ -85,7 +94,7 @@ def _as_torch(series: Any, device: Any = None):
     if kind == "cupy":
         x = torch.from_dlpack(series)
     elif kind == "torch":
-        x = series.detach()
+        x = check_has_data(series).detach()
     else:
         x = np.ascontiguousarray(as_rows_numpy(series))  # torch takes no negative strides (a reversed view)
         with warnings.catch_warnings():  # a read-only array is fine: the renderers never write to the series
@@ -209,6 +218,8 @@ def render_for_encoder(
     mean3, std3 = _three(mean, "mean"), _three(std, "std")
     if any(s == 0 for s in std3):
         raise ValueError(f"std must not contain 0, got {std3}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     if batch_size is None:
         batch_size = 256
     if isinstance(batch_size, bool) or int(batch_size) < 1:
@@ -263,6 +274,8 @@ def _check_out(out: Any, dtype: Any, device: Any) -> None:
 
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         raise ValueError(f"out must be a floating-point torch tensor, got {getattr(out, 'dtype', type(out))}")
+    if out.requires_grad:  # torch refuses out= arguments that require grad; the images have no gradient
+        raise ValueError("out must not require grad: pass out.detach() (the same memory) instead")
     if dtype is not None and dtype != out.dtype:
         raise ValueError(f"dtype={dtype} conflicts with out's dtype {out.dtype}; give one of them")
     want = None if device is None else torch.device(device)
@@ -276,7 +289,7 @@ def _to_host(series: Any) -> Any:
     if kind == "torch":
         import torch
 
-        x = series.detach().cpu()
+        x = check_has_data(series).detach().cpu()
         return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if kind == "cupy":
         return series.get()
@@ -284,9 +297,12 @@ def _to_host(series: Any) -> Any:
 
 
 def _three(values: Any, name: str) -> tuple[float, float, float]:
+    """Per-channel values: 3, or 1 repeated; finite (a NaN or inf makes every pixel NaN)."""
     values = tuple(float(v) for v in (values if hasattr(values, "__len__") else [values]))
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
         raise ValueError(f"{name} must have 1 or 3 values, got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite, got {values}")
     return values  # type: ignore[return-value]

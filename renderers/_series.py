@@ -27,13 +27,22 @@ def array_kind(series: Any) -> str:
 
 
 def as_rows_numpy(series: Any) -> np.ndarray:
-    """A 2-D float array ``(n, t)`` (a 1-D input is one series), float32 or float64 kept."""
+    """A 2-D float array ``(n, t)`` (a 1-D input is one series), float32 or float64 kept; any other
+    numeric dtype (integers, float16, long double, which torch cannot take) becomes float64."""
     x = np.asarray(series)
     if x.dtype.kind not in "fiub":
         raise SeriesError(f"series must be numeric, got dtype {x.dtype}")
-    if x.dtype.kind != "f" or x.dtype.itemsize < 4:
-        x = x.astype(np.float64)
+    if x.dtype not in (np.float32, np.float64):
+        with np.errstate(over="ignore"):  # a long double beyond float64's range is inf: an error below
+            x = x.astype(np.float64)
     return check_shape(x)
+
+
+def check_has_data(series: Any) -> Any:
+    """The torch tensor itself; one on the meta device (shape only) is an error."""
+    if series.device.type == "meta":
+        raise SeriesError("series is a tensor on the meta device: a meta tensor holds no data to render")
+    return series
 
 
 def check_shape(x: Any) -> Any:

@@ -66,27 +66,55 @@ def image_shape(length: int, cfg: TiViTConfig) -> tuple[int, int]:
 
 
 def numpy_image(x: np.ndarray, cfg: TiViTConfig, size: int) -> np.ndarray:
-    """Reference: one series (its own length, finite) -> ``(size, size)`` image in [0, 1]."""
-    x = np.asarray(x, dtype=np.float64)
-    if cfg.median == "lower":
-        median = np.sort(x)[(len(x) - 1) // 2]
-    else:
-        median = np.quantile(x, 0.5)
-    q75, q25 = np.quantile(x, [0.75, 0.25])
-    z = (x - median) / (q75 - q25 + cfg.eps)
+    """Reference: one series (its own length, finite) -> ``(size, size)`` image in [0, 1].
 
-    p, step, pad, columns = layout(len(x), cfg)
+    With the published lower median (the ``paper`` preset) every step runs in float32, as the
+    published code does (and the torch and CUDA backends); otherwise in float64.
+    """
+    z = _robust_scaled(x, cfg)
+    real = z.dtype.type  # the constants in the arithmetic's own precision, as torch takes them
+
+    p, step, pad, columns = layout(len(z), cfg)
     padded = np.concatenate([np.full(pad, z[0]), z])
     if columns:
         image = padded.reshape(-1, p).T
     else:
         image = np.lib.stride_tricks.sliding_window_view(padded, p)[::step]
 
-    image = (image - image.min()) / (image.max() - image.min() + cfg.eps)
-    image = resize_numpy(image ** cfg.gamma, size, cfg.resize)
+    image = (image - image.min()) / (image.max() - image.min() + real(cfg.eps))
+    image = resize_numpy(image ** real(cfg.gamma), size, cfg.resize)
     if cfg.quantize:
-        image = np.floor(image * 255) / 255
+        image = np.floor(image * real(255)) / real(255)
     return image.astype(np.float32)
+
+
+def _robust_scaled(x: np.ndarray, cfg: TiViTConfig) -> np.ndarray:
+    """``z = (x - median) / (q75 - q25 + eps)``: float32 with the lower median (a float64 value beyond
+    its range is an error, see :func:`check_float32_range`), else float64."""
+    if cfg.median == "lower":
+        with np.errstate(over="ignore"):
+            x = np.asarray(x).astype(np.float32)
+        check_float32_range(bool(np.isfinite(x).all()))
+        ordered = np.sort(x)
+        median = ordered[(len(x) - 1) // 2]
+        q75, q25 = _sorted_quantile32(ordered, 0.75), _sorted_quantile32(ordered, 0.25)
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        median = np.quantile(x, 0.5)
+        q75, q25 = np.quantile(x, [0.75, 0.25])
+    return (x - median) / ((q75 - q25) + x.dtype.type(cfg.eps))
+
+
+def _sorted_quantile32(ordered: np.ndarray, q: float) -> np.float32:
+    """torch's linear quantile of a sorted float32 series, in float32 as torch computes it:
+    rank ``q (n - 1)``, then ``lerp`` between its neighbours (from the upper one when ``t >= 0.5``)."""
+    n = len(ordered)
+    pos = np.float32(q) * np.float32(n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    t = pos - np.float32(lo)
+    a, b = ordered[lo], ordered[hi]
+    return b - (b - a) * (np.float32(1) - t) if t >= 0.5 else a + (b - a) * t
 
 
 def check_float32_range(finite_in_float32: bool) -> None:
@@ -150,7 +178,8 @@ def torch_images(x: "torch.Tensor", cfg: TiViTConfig, size: int) -> "torch.Tenso
         return image
     idx = index_map(x.shape[1], cfg)
     stacked = v.index_select(1, torch.from_numpy(idx.reshape(-1)).to(x.device)).view(-1, *idx.shape)
-    return _quantized(resize_torch(stacked, size, cfg.resize), cfg)
+    # a shrink averages blocks with float32 weights fl(1/k): a block of ones can sum to 1 + 1 ulp
+    return _quantized(resize_torch(stacked, size, cfg.resize).clamp_(0, 1), cfg)
 
 
 def torch_encoder_into(x: "torch.Tensor", cfg: TiViTConfig, size: int, mean: "torch.Tensor", std: "torch.Tensor",

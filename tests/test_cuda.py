@@ -105,6 +105,48 @@ def test_emulated_paper_tivit_refuses_values_beyond_float32():
 
 
 @needs_cxx
+def test_emulated_paper_tivit_equals_the_float32_reference():
+    # the NumPy reference does the published float32 steps as well: in float64 it was 0.0235 off here
+    x = (1e6 + np.sin(np.arange(100) / 5))[None]
+    cfg = renderers.make_config("tivit", preset="paper", quantize=False)
+    np.testing.assert_allclose(_cuda.render_emulated(x, cfg, 32), renderers.render(x, cfg, size=32, backend="numpy"),
+                               atol=1e-6)
+
+
+@needs_cxx
+@pytest.mark.parametrize("method, params", [
+    ("recurrence", {}), ("recurrence", {"dimension": 2}), ("recurrence", {"dimension": 2, "threshold": "point"}),
+    ("recurrence", {"dimension": 3, "threshold": "distance", "percentage": 40}), ("lineplot", {}),
+])
+def test_emulated_kernels_at_float64_extremes(method, params):
+    # squares and ranges of values near float64's limits: (1e300)**2 and 1e308 - -1e308 were inf in
+    # the kernels' double arithmetic (NaN images), (1e-160)**2 underflowed
+    walk = np.random.default_rng(0).standard_normal(40).cumsum()
+    cfg = renderers.make_config(method, **params)
+    expected = renderers.render(walk[None], cfg, size=16, backend="numpy")
+    for scale in (1e300, 1e-160, 2.0**-1000):
+        np.testing.assert_allclose(_cuda.render_emulated(walk[None] * scale, cfg, 16), expected, atol=2e-5)
+    pair = np.array([[1e308, -1e308, 0.0, 5.0]])
+    expected = renderers.render(pair / 1e308, cfg, size=16, backend="numpy")
+    np.testing.assert_allclose(_cuda.render_emulated(pair, cfg, 16), expected, atol=2e-5)
+
+
+@needs_cxx
+def test_emulated_recurrence_absolute_threshold_scales_exactly():
+    walk = np.random.default_rng(0).standard_normal((1, 40)).cumsum(axis=1)
+    expected = renderers.render(walk, "recurrence", size=40, backend="numpy", dimension=2, threshold=3.0)
+    for scale in (2.0**1000, 2.0**-540):
+        cfg = renderers.make_config("recurrence", dimension=2, threshold=3.0 * scale)
+        np.testing.assert_array_equal(_cuda.render_emulated(walk * scale, cfg, 40), expected)
+
+
+@needs_cxx
+def test_emulated_lineplot_huge_width_inks_every_pixel():
+    cfg = renderers.make_config("lineplot", line_width=1e300)  # the reach is capped at twice the side
+    assert (_cuda.render_emulated(np.random.default_rng(0).standard_normal((2, 30)), cfg, 8) == 0).all()
+
+
+@needs_cxx
 @pytest.mark.parametrize("params", [{"threshold": 0.3}, {"threshold": "point", "percentage": 20}])
 def test_emulated_recurrence_thresholds_match_numpy(params):
     # one-decimal values: many distances equal the threshold in float64 and miss it in float32 (16
