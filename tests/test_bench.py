@@ -418,6 +418,22 @@ def test_bench_resume_refuses_finished_datasets_computed_from_other_data(bench_r
     assert kept.exit_code == 0, kept.output  # a copy of the same files is the same data
 
 
+def test_bench_checks_pool_and_layers_before_any_dataset(tmp_path):
+    """A bad --pool or --layers failed every dataset, and the run it left refused the fix (--resume:
+    different settings)."""
+    from tivit.bench import BenchConfig, BenchError, run_bench
+
+    with pytest.raises(BenchError, match="unknown pool 'maen' \\(did you mean 'mean'"):
+        BenchConfig(pool="maen")
+    out = tmp_path / "run"
+    kwargs = dict(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(), search_trials=0)
+    with pytest.raises(BenchError, match=r"valid layers are 0\.\.2.*\(nothing was run\)"):
+        run_bench("Coffee", out, BenchConfig(layers="0-99", **kwargs))
+    assert [p.name for p in out.iterdir()] == [".lock"]  # the corrected command runs in the same folder
+    run = run_bench("Coffee", out, BenchConfig(layers="1-2", **kwargs), progress=False)
+    assert [r["dataset"] for r in run.records] == ["Coffee"]
+
+
 def test_bench_refuses_a_folder_another_run_is_writing(bench_run, tmp_path):
     from tivit.bench import BenchConfig, BenchError, _exclusive, run_bench
 

@@ -128,7 +128,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         from tivit.baselines import check_baselines
-        from tivit.encoders import PRECISIONS
+        from tivit.encoders import PRECISIONS, EncoderError, check_pool
         from tivit.presets import MISSING, PRESETS, UNEQUAL
 
         if self.preset not in PRESETS:
@@ -143,6 +143,10 @@ class BenchConfig:
             raise BenchError(f"unequal_length={self.unequal_length!r} is not a policy; choose one of {UNEQUAL}")
         if self.missing not in MISSING:
             raise BenchError(f"missing={self.missing!r} is not a policy; choose one of {MISSING}")
+        try:
+            check_pool(self.pool)  # the name now; whether the model has a class token once it is loaded
+        except EncoderError as err:
+            raise BenchError(str(err)) from None
         if self.precision not in PRECISIONS:
             raise BenchError(f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not (isinstance(self.C, (int, float)) and self.C > 0):
@@ -604,11 +608,16 @@ def run_bench(
 def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size, device, cache_dir, progress,
                 on_dataset):
     """:func:`run_bench` once ``out_dir`` is locked and checked (``old``, ``kept``: what it holds)."""
-    from tivit.encoders import load_encoder
+    from tivit.encoders import EncoderError, check_pool, load_encoder, resolve_layers
     from tivit.presets import paper_layer
 
     encoder = load_encoder(config.encoder, weights=config.weights, device=device, seed=config.seed,
                            precision=config.precision, **dict(config.encoder_args))
+    try:  # before anything is written: a dataset failing on them would leave a run --resume refuses to fix
+        resolve_layers(config.layers, encoder.depth)
+        check_pool(config.pool, encoder.prefix_tokens)
+    except EncoderError as err:
+        raise BenchError(f"{err} (nothing was run)") from None
     header = {
         "config": config.to_dict(),
         "preset": config.recipe.to_dict(),

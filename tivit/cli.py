@@ -710,6 +710,13 @@ def main() -> None:
     warnings.showwarning = _show_warning
     try:
         app()
+    except (MemoryError, RuntimeError) as err:
+        # an absurd --size or img_size, or a batch too large for this machine: a line, not a traceback
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        typer.echo(f"error: out of memory ({str(err).strip().splitlines()[-1][:200]}); lower --size, "
+                   "--batch-size or the encoder's image size", err=True)
+        raise SystemExit(2) from None
     finally:
         warnings.showwarning = shown
 

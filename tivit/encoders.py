@@ -511,6 +511,23 @@ def _resolve_name(name: str) -> tuple[str, str, dict]:
     )
 
 
+def _check_sizes(kwargs: dict) -> None:
+    """The size arguments tests and users pass to timm, checked before timm fails on them deep inside
+    (``depth=-1`` surfaced as torch's "number of steps must be non-negative")."""
+    def positive(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    for key in ("depth", "embed_dim", "num_heads"):
+        if key in kwargs and not positive(kwargs[key]):
+            raise EncoderError(f"{key}={kwargs[key]!r}: must be an integer >= 1")
+    for key in ("img_size", "patch_size"):
+        if key in kwargs:
+            value = kwargs[key]
+            pair = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+            if not (1 <= len(pair) <= 2 and all(positive(v) for v in pair)):
+                raise EncoderError(f"{key}={value!r}: must be an integer >= 1 (or a pair of them)")
+
+
 def _create(timm_name: str, pretrained: bool, kwargs: dict):
     import timm
 
@@ -592,6 +609,7 @@ def load_encoder(
     device = _check_device(device) if device is not None else _default_device()
     if precision not in PRECISIONS:
         raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_sizes(kwargs)
     weights_label, path, sha = str(weights), None, None
     try:
         # before any weights are looked for (random weights look for none: the real build is judged)
