@@ -350,3 +350,23 @@ def test_threads_caps_torch_and_the_blas_for_the_run(tmp_path):
             torch.set_num_threads(before)
     bad = runner.invoke(app, ["bench", "--out", str(tmp_path / "b"), "--threads", "0"])
     assert bad.exit_code == 2 and "--threads" in bad.output
+
+
+def test_out_of_memory_is_one_error_line(monkeypatch, capsys):
+    """`tivit render --size 100000` ended in a 40-line traceback (numpy's _ArrayMemoryError)."""
+    import renderers
+    from tivit.cli import main
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 37.3 GiB for an array with shape (1, 1, 100000, 100000)")
+
+    monkeypatch.setattr(renderers, "render", too_big)
+    monkeypatch.setattr(sys, "argv", ["tivit", "render", "--dataset", "GunPoint", "--out", "unused", "--size", "9"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: out of memory (Unable to allocate 37.3 GiB" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(renderers, "render", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not disguised as memory
+        main()

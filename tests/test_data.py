@@ -198,6 +198,11 @@ def test_train_split_without_test_split_says_which_file_is_missing(tmp_path):
         (tmp_path / "Reg" / f"Reg_{split}.ts").write_text("@targetLabel true\n@data\n1,2,3:0.5\n")
     with pytest.raises(DatasetError, match="unknown dataset 'Reg'"):
         load_dataset("Reg", data_dir=tmp_path)
+    # a user's copy of a bundled dataset missing its test file: an error, not the bundled copy
+    _write_split(tmp_path / "GunPoint", "GunPoint", "TRAIN", ["1\t0.1\t0.2"])
+    with pytest.raises(DatasetError, match=r"GunPoint_TRAIN\.tsv has no GunPoint_TEST\.tsv beside it"):
+        load_dataset("gunpoint", data_dir=tmp_path)
+    assert len(load_dataset("GunPoint").y_train) == 50  # without that folder, the bundled copy
 
 
 def test_list_datasets_covers_every_bundled_source():

@@ -338,3 +338,16 @@ def test_auto_precision_is_fp32_on_cpu_and_chosen_again_when_unpickled(tiny):
     assert encoders._default_precision("cpu") == "fp32"
     with pytest.raises(EncoderError, match="precision must be one of"):
         load_encoder("vit_small_patch16_224", weights="random", device="cpu", precision="int8", **TINY)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(depth=-1), r"depth=-1: must be an integer >= 1"),
+    (dict(depth=0), r"depth=0: must be an integer >= 1"),
+    (dict(img_size=0), r"img_size=0: must be an integer >= 1"),
+    (dict(img_size=(32, -32)), r"img_size=\(32, -32\)"),
+    (dict(patch_size=True), r"patch_size=True"),
+])
+def test_timm_size_arguments_are_checked_first(kwargs, match):
+    """depth=-1 surfaced as torch's "number of steps must be non-negative"."""
+    with pytest.raises(EncoderError, match=match):
+        load_encoder("vit_small_patch16_224", weights="random", device="cpu", **kwargs)

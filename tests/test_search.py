@@ -472,3 +472,28 @@ def test_a_study_resumes_only_in_the_precision_it_was_made_in(tmp_path):
         open_study("s", storage, seed=0, prune=False, resume=True, meta={**meta, "precision": "bf16"})
     open_study("old", storage, seed=0, prune=False, resume=False, meta={"dataset": "GunPoint"})
     open_study("old", storage, seed=0, prune=False, resume=True, meta=meta)
+
+
+def test_search_fits_its_heads_on_one_torch_thread(gunpoint, enc, monkeypatch):
+    """Heads on one thread give the same numbers on any core count (tivit._threads); the encoder keeps
+    its threads."""
+    import torch
+
+    from tivit.cv import LinearFoldScores
+    from tivit.search import search
+
+    seen, original = [], LinearFoldScores.accuracy
+
+    def record(self, *args):
+        seen.append(torch.get_num_threads())
+        return original(self, *args)
+
+    monkeypatch.setattr(LinearFoldScores, "accuracy", record)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        search(TrainOnly(gunpoint), enc, n_trials=3, n_splits=3, score_test=False)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

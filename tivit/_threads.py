@@ -38,3 +38,17 @@ def single_threaded() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the block (cheap enough per Optuna trial): for code already inside a
+    one-thread BLAS limit, where :func:`single_threaded`'s pool scan would cost more than the heads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -226,15 +226,19 @@ def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo
 
 
 def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInfo:
-    """Locate ``name`` (exact, then case-insensitive); an unknown name lists close matches."""
+    """Locate ``name`` (exact, then case-insensitive); an unknown name lists close matches.
+
+    A train file without its test file is not a dataset, and it is an error rather than a reason to
+    load a copy from a later location (a user folder's GunPoint missing its TEST file does not fall
+    back to the bundled GunPoint).
+    """
     infos = list_datasets(data_dir)
     by_name = {i.name: i for i in infos}
-    if name in by_name:
-        return by_name[name]
     folded = {i.name.lower(): i for i in infos}
-    if name.lower() in folded:
-        return folded[name.lower()]
-    for _, root in search_locations(data_dir):  # a train file without its test file is not a dataset
+    info = by_name.get(name) or folded.get(name.lower())
+    for source, root in search_locations(data_dir):
+        if info is not None and source == info.source:
+            return info
         for found, _, train, test in _train_files(root):
             if found.lower() == name.lower() and not test.is_file():
                 raise DatasetError(f"dataset {name!r}: {train} has no {test.name} beside it; a dataset needs both splits")

@@ -278,6 +278,7 @@ class _EmbeddingStore:
 
 def _objective(space: SearchSpace, layers: Sequence[int], store: _EmbeddingStore, y: np.ndarray,
                folds: Sequence[tuple[np.ndarray, np.ndarray]], seed: int, prune: bool):
+    from tivit._threads import one_torch_thread
     from tivit.cv import LinearFoldScores
 
     linear = LinearFoldScores(y, folds)
@@ -297,7 +298,8 @@ def _objective(space: SearchSpace, layers: Sequence[int], store: _EmbeddingStore
                 head = _head(config, seed).fit(features[fit_idx], y[fit_idx])
                 return float(np.mean(head.predict(features[val_idx]) == y[val_idx]))
 
-        return _cv_mean(score_fold, len(folds), trial if prune else None)
+        with one_torch_thread():  # the heads' numbers must not depend on the core count (tivit._threads)
+            return _cv_mean(score_fold, len(folds), trial if prune else None)
 
     return objective
 
@@ -825,6 +827,7 @@ def search(
         plots_dir: write the PNG plots there (see :func:`tivit.search_plots.plot_search`).
         callbacks: extra Optuna callbacks ``f(study, trial)``.
     """
+    from tivit._threads import single_threaded
     from tivit.cv import cv_folds
     from tivit.embed import extract
     from tivit.encoders import FrozenEncoder, check_pool, load_encoder, resolve_layers
@@ -893,7 +896,8 @@ def search(
     if score_test:
         t0 = time.perf_counter()
         values, have = store.get(config)
-        head = _head(config, seed).fit(_features(values, have, config), y_train)
+        with single_threaded():
+            head = _head(config, seed).fit(_features(values, have, config), y_train)
         test_values, _ = embed(config, data.X_test)
         test_score = float(np.mean(head.predict(_features(test_values, have, config)) == np.asarray(data.y_test)))
         test_seconds = time.perf_counter() - t0
