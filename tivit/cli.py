@@ -31,7 +31,7 @@ ThreadsOption = typer.Option(
 PrecisionOption = typer.Option(
     "auto", "--precision",
     help="Encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 or fp16. On a CPU with "
-    "bf16 units (AVX512-BF16/AMX) bf16 runs about 3x faster than fp32; embeddings move by about 1%.",
+    "bf16 units (AVX512-BF16/AMX) bf16 runs about 3x faster than fp32; embeddings move by about 0.5%.",
 )
 
 

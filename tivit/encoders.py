@@ -593,7 +593,7 @@ def load_encoder(
         precision: ``"auto"`` (bf16 autocast on CUDA, fp16 where the GPU lacks bf16, fp32 on CPU),
             ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on any device). On CPUs with bf16 units
             (AVX512-BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later) ``"bf16"`` runs a ViT
-            about 3x faster than fp32, with embeddings about 1 % off; elsewhere it is slower.
+            about 3x faster than fp32, with embeddings within about 0.5 %; elsewhere it is slower.
         compile: run the blocks through ``torch.compile`` (faster for long extractions; the first
             batch of each layer set pays the compile time; layer 0 requests run eagerly).
         **timm_kwargs: passed to ``timm.create_model`` (``img_size=64, depth=4`` for tiny test models).
