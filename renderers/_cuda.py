@@ -35,7 +35,7 @@ import numpy as np
 from renderers import _lineplot, _recurrence, _tivit
 from renderers._config import Config
 from renderers._resize import bounds
-from renderers._scale import pow2_scale
+from renderers._scale import pow2_limit, pow2_scale
 from renderers._series import groups, own_lengths
 
 KERNEL_FILES = {
@@ -201,6 +201,7 @@ def _tivit_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
 
 
 def _gaf_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
+    xg = xg * pow2_limit(xg, xp)  # as the reference: block sums of values near float64's largest stay finite
     n = np.int64(xg.shape[0])
     m = min(length, size)
     start, end = bounds(length, m, "box")

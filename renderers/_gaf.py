@@ -8,7 +8,8 @@ min-max scaling to [-1, 1] (scikit-learn's ``MinMaxScaler``; a constant series m
 
 The image is ``(G + 1) / 2`` in [0, 1], grown to ``size`` by pixel replication when T < size.
 The per-series vectors are computed in float64 (``sin`` near ``cos = +-1`` is ill-conditioned),
-the ``size x size`` products in float32.
+the ``size x size`` products in float32. A series with values near float64's largest is first
+brought down by a power of two (``_scale.pow2_limit``), so that its block sums and range stay finite.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from renderers import _alloc
 from renderers._config import GAFConfig
 from renderers._resize import bounds, resize_numpy
+from renderers._scale import pow2_limit, pow2_limit_torch
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +49,7 @@ def _minmax_scale(p: np.ndarray) -> np.ndarray:
 def numpy_image(x: np.ndarray, cfg: GAFConfig, size: int) -> np.ndarray:
     """Reference: one series -> ``(size, size)`` image in [0, 1]."""
     x = np.asarray(x, dtype=np.float64)
+    x = x * pow2_limit(x)[0]  # values near float64's largest: sums and the range stay finite
     m = min(len(x), size)
     start, end = bounds(len(x), m, "box")
     paa = np.array([x[a:b].mean() for a, b in zip(start, end)])
@@ -87,13 +90,17 @@ def vectors_torch(x: "torch.Tensor", size: int, resize: str) -> tuple["torch.Ten
     """``(cos, sin)``: float64 ``(g, size)`` per-series vectors, already grown to ``size``."""
     import torch
 
-    x = paa_torch(x, min(x.shape[1], size))
-    m = x.shape[1]
-    low, high = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+    m = min(x.shape[1], size)
+    p = paa_torch(x, m)
+    low, high = p.amin(dim=1, keepdim=True), p.amax(dim=1, keepdim=True)
     span = high - low
+    if not bool(torch.isfinite(span).all()):  # values near float64's largest: their sums or range overflowed
+        p = paa_torch(x.double() * pow2_limit_torch(x.double()), m)
+        low, high = p.amin(dim=1, keepdim=True), p.amax(dim=1, keepdim=True)
+        span = high - low
     span = torch.where(span < 10 * np.finfo(np.float64).eps, torch.ones_like(span), span)
     scale = 2.0 / span
-    cos = x * scale + (-1.0 - low * scale)
+    cos = p * scale + (-1.0 - low * scale)
     sin = torch.sqrt(torch.clamp(1 - cos**2, 0, 1))
     if m < size:
         grow = torch.from_numpy(bounds(m, size, resize)[0]).to(x.device)

@@ -41,3 +41,29 @@ def pow2_scale_torch(x: "torch.Tensor") -> "torch.Tensor":
 
     e = torch.frexp(x.abs().amax(dim=1, keepdim=True)).exponent.long().clamp_(-_LIMIT, _LIMIT)
     return ((1023 - e) << 52).view(torch.float64)
+
+
+_HUGE = 900  # rows whose largest |value| reaches 2**900 are brought down to it (gaf: sums of T values)
+
+
+def pow2_limit(x: Any, xp: Any = np) -> Any:
+    """``2**-k`` per row of float64 ``x`` (``(..., 1)``): 1 for a row whose largest |value| is below
+    ``2**900``, else the power of two that brings it to ``2**900``.
+
+    For renderers with an absolute tolerance (the GAF's constant-series test, ``span < 10 eps``, as
+    scikit-learn's): rows far from float64's limit are untouched, so the test means what it did, and
+    a huge row stays huge (a span that was not below the tolerance is still far above it), while its
+    sums of up to ``2**120`` values no longer overflow.
+    """
+    top = xp.abs(x).max(axis=-1, keepdims=True)
+    e = xp.frexp(top)[1]
+    return xp.where(e > _HUGE, xp.ldexp(xp.ones_like(top), xp.minimum(_HUGE - e, 0)), 1.0)
+
+
+def pow2_limit_torch(x: "torch.Tensor") -> "torch.Tensor":
+    """:func:`pow2_limit` of float64 ``(g, T)`` rows, ``(g, 1)``, from exponent bits (exact)."""
+    import torch
+
+    e = torch.frexp(x.abs().amax(dim=1, keepdim=True)).exponent.long()
+    k = (e - _HUGE).clamp_(min=0)  # 2**-k, k <= 124: a normal float64
+    return ((1023 - k) << 52).view(torch.float64)

@@ -86,7 +86,9 @@ def own_lengths(x: Any) -> np.ndarray:
     """Own length of each row of a numpy, torch or cupy 2-D array (checked; host int64)."""
     kind = array_kind(x)
     if kind == "numpy":
-        if np.isfinite(x.sum(axis=1)).all():  # a finite row sum: no NaN, no inf (the common case)
+        with np.errstate(over="ignore"):  # finite values near float64's largest: the slow path decides
+            fast = np.isfinite(x.sum(axis=1)).all()
+        if fast:  # a finite row sum: no NaN, no inf (the common case)
             return np.full(x.shape[0], x.shape[1], dtype=np.int64)
         return lengths_from_mask(np.isnan(x), np.isinf(x))
     if kind == "torch":

@@ -132,6 +132,20 @@ def test_emulated_kernels_at_float64_extremes(method, params):
 
 
 @needs_cxx
+@pytest.mark.parametrize("method", ["gasf", "gadf"])
+def test_emulated_gaf_near_float64_max(method):
+    # block sums of 300 values of 1e307, and 1e308 - -1e308, were inf in the kernels (NaN or the
+    # constant image); the host brings such series down by a power of two, as the reference does
+    rng = np.random.default_rng(0)
+    for rows in (rng.standard_normal((2, 300)) * 1e307, np.array([[1e308, -1e308, 0.0, 5.0]])):
+        expected = renderers.render(rows, method, size=16, backend="numpy")
+        assert np.isfinite(expected).all()
+        np.testing.assert_allclose(expected, renderers.render(rows / 1e308, method, size=16, backend="numpy"),
+                                   atol=1e-6)
+        np.testing.assert_allclose(_cuda.render_emulated(rows, renderers.make_config(method), 16), expected, atol=2e-5)
+
+
+@needs_cxx
 def test_emulated_recurrence_absolute_threshold_scales_exactly():
     walk = np.random.default_rng(0).standard_normal((1, 40)).cumsum(axis=1)
     expected = renderers.render(walk, "recurrence", size=40, backend="numpy", dimension=2, threshold=3.0)

@@ -554,17 +554,29 @@ def test_recurrence_does_not_depend_on_the_scale(params, scale):
         np.testing.assert_allclose(got, expected, atol=2e-5, err_msg=backend)
 
 
-@pytest.mark.parametrize("method", ["recurrence", "lineplot"])
+@pytest.mark.parametrize("method", ["recurrence", "lineplot", "gasf", "gadf"])
 @pytest.mark.parametrize("size", [3, 16])
 def test_values_near_float64_max_render_as_their_shape(method, size):
-    """Finite values near float64's max: 1e308 - -1e308 and (1e300)**2 are inf. numpy rendered NaN,
-    torch's lineplot failed on a NaN row index; now each is the image of the series scaled down."""
-    rows = [np.array([1e308, -1e308, 0.0, 5.0]), np.random.default_rng(1).standard_normal(30) * 1e300]
+    """Finite values near float64's max: 1e308 - -1e308, (1e300)**2 and a GAF's block sums of 300
+    values of 1e307 are inf. numpy rendered NaN (a GAF the constant image), torch's lineplot failed
+    on a NaN row index; now each is the image of the series scaled down."""
+    rng = np.random.default_rng(1)
+    rows = [np.array([1e308, -1e308, 0.0, 5.0]), rng.standard_normal(30) * 1e300, rng.standard_normal(300) * 1e307]
     for x in rows:
         expected = renderers.render(x[None] / np.abs(x).max(), method, size=size, backend="numpy")
         for backend in ("numpy", "torch"):
             got = np.asarray(renderers.render(x[None], method, size=size, backend=backend))
             np.testing.assert_allclose(got, expected, atol=2e-5, err_msg=backend)
+
+
+def test_gaf_of_a_huge_series_a_few_ulps_wide_is_not_constant():
+    """The GAF's constant test is absolute (span < 10 eps, as scikit-learn's): bringing a huge series
+    down must not turn a real (if tiny, relatively) range into a constant."""
+    x = np.ldexp(1.0 + np.array([0.0, 1.0, 2.0]) * 2.0**-52, 950)  # three distinct values, 2 ulps apart
+    for backend in ("numpy", "torch"):
+        got = np.asarray(renderers.render(x[None], "gasf", size=3, backend=backend))
+        want = renderers.render(np.array([[0.0, 1.0, 2.0]]), "gasf", size=3, backend="numpy")
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=backend)
 
 
 def test_recurrence_too_short_is_an_error():
