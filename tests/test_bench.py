@@ -239,8 +239,8 @@ def test_bench_input_errors(tmp_path):
     _open_out_dir(tmp_path, BenchConfig(search_trials=0).to_dict(), resume=True)
     with pytest.raises(BenchError, match=r"different settings \(search_trials\)"):
         _open_out_dir(tmp_path, BenchConfig().to_dict(), resume=True)
-    with pytest.raises(BenchError, match=r"different settings \(precision\)"):  # fp32 and bf16 rows never mix
-        _open_out_dir(tmp_path, BenchConfig(search_trials=0, precision="bf16").to_dict(), resume=True)
+    # the precision asked for may differ: the resolved one is compared once the encoder is loaded
+    _open_out_dir(tmp_path, BenchConfig(search_trials=0, precision="bf16").to_dict(), resume=True)
     with pytest.raises(ValueError, match="unknown baseline 'rocket'"):
         BenchConfig(baselines=("rocket",))
     with pytest.raises(BenchError, match="archive"):
@@ -472,3 +472,57 @@ def test_bench_resume_restores_a_lost_final_newline_before_any_work(bench_run, t
                                       "--no-report", *ARGS], env={"TIVIT_CACHE": str(cache)})
     assert result.exit_code == 0, result.output
     assert runs.read_bytes() == whole
+
+
+def test_zero_padding_pads_both_splits_to_the_longest_series_of_either(monkeypatch):
+    """As the published code (roschmsi/TiViT datautils.get_dataloader): train and test are padded
+    to the longest series over both splits, so a longer test series does not leave the training
+    series shorter than the test ones."""
+    from types import SimpleNamespace
+
+    import tivit.embed
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import series_lengths
+
+    def panel(lengths, seed):
+        out = np.full((len(lengths), 1, max(lengths)), np.nan, np.float32)
+        for i, n in enumerate(lengths):
+            out[i, 0, :n] = np.random.default_rng(seed + i).standard_normal(n)
+        return out
+
+    ds = SimpleNamespace(name="Toy", X_train=panel([20, 15, 20, 15], 0), y_train=np.array(["a", "b", "a", "b"]),
+                         X_test=panel([30, 12], 9), y_test=np.array(["a", "b"]))
+    seen = []
+
+    def record(X, *args, **kwargs):
+        seen.append(np.asarray(X))
+        raise RuntimeError("enough")
+
+    monkeypatch.setattr(tivit.embed, "extract", record)
+    config = BenchConfig(preset="paper", encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()),
+                         baselines=(), search_trials=0)
+    with pytest.raises(RuntimeError, match="enough"):
+        evaluate_dataset(ds, SimpleNamespace(name="tiny"), config, progress=False)
+    (train,) = seen
+    assert train.shape[2] == 30 and (series_lengths(train) == 30).all()
+    assert (train[1, 0, 15:] == 0).all() and (train[0, 0, :20] == ds.X_train[0, 0, :20]).all()
+
+
+def test_resume_compares_the_precision_the_encoder_runs_in(tmp_path, monkeypatch):
+    """'auto' is bf16 on a GPU and fp32 on a CPU: a run started on one and resumed on the other
+    mixed bf16 and fp32 rows while its header named one precision."""
+    import tivit.encoders
+    from tivit.bench import BenchConfig, BenchError, run_bench
+
+    out = tmp_path / "run"
+    kwargs = dict(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(), search_trials=0,
+                  layers="1-2")
+    monkeypatch.setattr(tivit.encoders, "_default_precision", lambda device: "bf16")  # as on a GPU
+    run_bench("Coffee", out, BenchConfig(**kwargs), progress=False, cache_dir=False)
+    monkeypatch.undo()  # back on the CPU: auto is fp32
+    with pytest.raises(BenchError, match=r"results computed in bf16; this encoder runs in fp32 \(--precision bf16"):
+        run_bench("Coffee,GunPoint", out, BenchConfig(**kwargs), resume=True, progress=False, cache_dir=False)
+    run = run_bench("Coffee", out, BenchConfig(**kwargs, precision="bf16"), resume=True, progress=False,
+                    cache_dir=False)
+    assert run.skipped == ["Coffee"]
+    assert json.loads((out / "config.json").read_text())["encoder_info"]["precision"] == "bf16"

@@ -497,3 +497,12 @@ def test_search_fits_its_heads_on_one_torch_thread(gunpoint, enc, monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kwargs", [dict(precision="bf16"), dict(weights="random"), dict(encoder_args={"depth": 1})])
+def test_search_refuses_encoder_settings_a_built_encoder_cannot_take(gunpoint, enc, kwargs):
+    """They were ignored silently (extract refuses them the same way)."""
+    from tivit.search import search
+
+    with pytest.raises(TypeError, match="only apply when the encoder is given by name"):
+        search(TrainOnly(gunpoint), enc, n_trials=1, n_splits=3, score_test=False, **kwargs)

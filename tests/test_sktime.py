@@ -334,3 +334,18 @@ def test_fusion_and_float32_range_errors_name_their_cause():
     huge[0, 0, 3] = 1e39
     with pytest.raises(ValueError, match="beyond float32's range"):
         TiViTClassifier(**TINY, layer=1).fit(huge, y_train)
+
+
+def test_estimators_pickled_before_precision_existed_still_load_and_predict():
+    """A pickle made before the precision parameter lacks the attribute: predict, repr and clone
+    failed with AttributeError."""
+    from sklearn.base import clone
+
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 12, 6)
+    for est in (TiViTClassifier(**TINY, layer=2).fit(X_train, y_train), TiViTTransformer(**TINY, layers=2).fit(X_train)):
+        expected = est.predict_proba(X_test) if hasattr(est, "predict_proba") else est.transform(X_test).to_numpy()
+        del est.__dict__["precision"]  # as an older tivit pickled it
+        old = pickle.loads(pickle.dumps(est))
+        assert old.precision == "auto" and repr(old) and clone(old).precision == "auto"
+        got = old.predict_proba(X_test) if hasattr(old, "predict_proba") else old.transform(X_test).to_numpy()
+        np.testing.assert_array_equal(got, expected)

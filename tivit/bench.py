@@ -55,7 +55,7 @@ import numpy as np
 
 from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_bytes, atomic_write_json,
                            atomic_write_text, read_json, read_jsonl, sha256_file)
-from tivit.data import prepare_panel
+from tivit.data import prepare_panel, series_lengths
 
 RESULT_COLUMNS = (
     "dataset", "archive", "model", "layer", "accuracy", "weights", "random_weights",
@@ -282,9 +282,14 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     seed = int(config.seed)
     name = model_name(encoder.name)
     y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
-    X_train = prepare_panel(ds.X_train, config.unequal_length, config.missing)
-    X_test = prepare_panel(ds.X_test, config.unequal_length, config.missing,
-                           X_train.shape[2] if config.unequal_length != "own-length" else None)
+    if config.unequal_length == "zeros":  # as published: both splits padded to the longest series of either
+        longest = int(max(series_lengths(ds.X_train).max(initial=0), series_lengths(ds.X_test).max(initial=0)))
+        X_train = prepare_panel(ds.X_train, "zeros", config.missing, longest)
+        X_test = prepare_panel(ds.X_test, "zeros", config.missing, longest)
+    else:
+        X_train = prepare_panel(ds.X_train, config.unequal_length, config.missing)
+        X_test = prepare_panel(ds.X_test, config.unequal_length, config.missing,
+                               X_train.shape[2] if config.unequal_length != "own-length" else None)
     rcfg = config.renderer_config()
     embed_kwargs = dict(layers=config.layers, pool=config.pool, norm=False, normalize=config.normalize,
                         batch_size=batch_size, cache_dir=cache_dir, progress=progress)
@@ -546,8 +551,10 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | Non
     if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
         raise BenchError(f"{config_path} is not a run's settings (changed outside tivit); choose another --out")
     before = {**_LEGACY, **old.get("config", {})}
-    if before != config:
-        diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
+    # the precision asked for may differ ("auto" is bf16 on a GPU, fp32 on a CPU): the one the
+    # encoder resolves to is compared once it is loaded (_check_precision)
+    diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k) and k != "precision")
+    if diff:
         raise BenchError(
             f"--resume: {out_dir} holds a run with different settings ({', '.join(diff)}); "
             "use the same settings or another --out"
@@ -618,6 +625,10 @@ def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size
         check_pool(config.pool, encoder.prefix_tokens)
     except EncoderError as err:
         raise BenchError(f"{err} (nothing was run)") from None
+    was = (old or {}).get("encoder_info", {}).get("precision")
+    if was is not None and was != encoder.precision:  # fp32 and bf16 rows never share a run
+        raise BenchError(f"--resume: {out_dir} holds results computed in {was}; this encoder runs in "
+                         f"{encoder.precision} (--precision {was} continues the run), or use another --out")
     header = {
         "config": config.to_dict(),
         "preset": config.recipe.to_dict(),

@@ -840,6 +840,9 @@ def search(
     if int(n_trials) < 1:
         raise SearchError(f"n_trials must be >= 1, got {n_trials}")
     if isinstance(encoder, FrozenEncoder):
+        if weights != "pretrained" or encoder_args or precision != "auto":  # a built encoder has all three
+            raise TypeError(f"weights, encoder_args and precision only apply when the encoder is given by name; "
+                            f"this encoder has {encoder.weights} and runs in {encoder.precision}")
         enc = encoder
     else:
         enc = load_encoder(encoder, weights=weights, device=device, seed=seed, precision=precision,

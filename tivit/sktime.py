@@ -55,6 +55,14 @@ class _EncoderSlot:
         self.encoder = None
 
 
+# parameters added after a release: an estimator pickled before them unpickles with their defaults
+_ADDED_PARAMS = {"precision": "auto"}
+
+
+def _with_added_params(state: dict) -> dict:
+    return {**_ADDED_PARAMS, **state}
+
+
 def _to_panel(X: Any) -> np.ndarray:
     """sktime inner data (numpy3D, df-list, pd-multiindex) -> float32 ``(n, c, t)``, NaN tail padding."""
     import pandas as pd
@@ -362,6 +370,9 @@ class TiViTClassifier(BaseClassifier):
         super().__init__()
         self._encoder_slot = _EncoderSlot()
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(_with_added_params(state))
+
     # -- fit ---------------------------------------------------------------------------------
 
     def _resolve_layer(self, recipe: _Recipe, depth: int):
@@ -624,6 +635,9 @@ class TiViTTransformer(BaseTransformer):
         self.random_state = random_state
         super().__init__()
         self._encoder_slot = _EncoderSlot()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(_with_added_params(state))
 
     def _fit(self, X, y=None):
         from tivit.encoders import check_pool, resolve_layers
