@@ -357,7 +357,7 @@ def test_heads_under_single_threaded_do_not_depend_on_the_thread_count():
     assert scores[0] == scores[1]
 
 
-def test_bench_paper_preset_equals_the_paper_classifier(tmp_path):
+def test_bench_paper_preset_equals_the_paper_classifier(tmp_path, monkeypatch):
     """--preset paper: paper renderer, zero padding, L2-normalised embeddings, heads on a random 80 % of
     train -- every layer row and the searched row equal TiViTClassifier(preset="paper") with the same seed."""
     from tivit.bench import BenchConfig, run_bench
@@ -368,6 +368,9 @@ def test_bench_paper_preset_equals_the_paper_classifier(tmp_path):
                          baselines=(), search_trials=4)
     assert (config.normalize, config.unequal_length, config.C, config.max_iter) == (True, "zeros", 1.0, 500)
     cache = tmp_path / "cache"
+    # the estimator draws the paper split as if its dataset came first; the bench replays the published
+    # run's stream (tested apart): here it draws as the estimator does, so that all else can be compared
+    monkeypatch.setattr("tivit.presets.published_stream", lambda name, *a: (None, "own stream (test)"))
     run = run_bench("BirdChicken", tmp_path / "out", config, cache_dir=cache, progress=False)
     (record,) = run.records
     header = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -526,3 +529,56 @@ def test_resume_compares_the_precision_the_encoder_runs_in(tmp_path, monkeypatch
                     cache_dir=False)
     assert run.skipped == ["Coffee"]
     assert json.loads((out / "config.json").read_text())["encoder_info"]["precision"] == "bf16"
+
+
+def _published_run_splits(sizes: list[int], seed: int) -> list[list[int]]:
+    """The published run, written as it is (roschmsi/TiViT cli.main -> classifier.train_classifier ->
+    utils.get_split): one set_random_seed, then one get_split per dataset in turn."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    splits = []
+    for n in sizes:
+        split = int(n * 0.2)
+        keys = list(range(n))
+        np.random.shuffle(keys)
+        splits.append(sorted(keys[split:]))
+    np.random.set_state(state)
+    return splits
+
+
+def test_paper_split_replays_the_published_runs_single_stream(tmp_path):
+    from tivit.presets import fit_index, published_order, published_stream
+
+    order = published_order("ucr")
+    assert order[:6] == ["ACSF1", "Adiac", "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ",
+                         "ArrowHead"] and len(order) == 128
+    sizes = {"ACSF1": 100, "Adiac": 390, "AllGestureWiimoteX": 300, "AllGestureWiimoteY": 300,
+             "AllGestureWiimoteZ": 300, "ArrowHead": 36}
+    want = _published_run_splits(list(sizes.values()), 2025)
+    for k, name in enumerate(sizes):
+        stream, note = published_stream(name, "ucr", 2025, sizes.get)
+        assert f"dataset {k + 1} of 128" in note
+        y = np.arange(sizes[name]) % 3  # three classes: any split keeps two
+        np.testing.assert_array_equal(fit_index("paper", y, 2025, stream=stream), want[k])
+    assert len(want[-1]) == 36 - 7  # n - int(0.2 n), not floor(0.8 n) (28 here)
+    stream, note = published_stream("ArrowHead", "ucr", 2025, {**sizes, "Adiac": None}.get)
+    assert stream is None and "Adiac is not in the data folder" in note
+    assert published_stream("BasicMotions", "uea", 2025, sizes.get)[0] is None
+
+
+def test_bench_paper_preset_draws_the_published_split(tmp_path, monkeypatch):
+    """ArrowHead is 6th in the published UCR order; the five before it are bundled too."""
+    import tivit.presets
+    from tivit.bench import BenchConfig, run_bench
+    from tivit.data import load_dataset
+
+    drawn, original = [], tivit.presets.fit_index
+    monkeypatch.setattr(tivit.presets, "fit_index", lambda *a, **k: drawn.append(original(*a, **k)) or drawn[-1])
+    config = BenchConfig(preset="paper", encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()),
+                         baselines=(), search_trials=0, layers="1", seed=2025)
+    (record,) = run_bench("ArrowHead", tmp_path / "out", config, cache_dir=False, progress=False).records
+    sizes = [len(load_dataset(name).y_train) for name in
+             ("ACSF1", "Adiac", "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ", "ArrowHead")]
+    assert record["tivit"]["n_fit"] == len(_published_run_splits(sizes, 2025)[-1]) == 29
+    np.testing.assert_array_equal(drawn[0], _published_run_splits(sizes, 2025)[-1])
+    assert record["tivit"]["fit_split"] == "the published run's stream: seed 2025, dataset 6 of 128 in aeon's UCR order"

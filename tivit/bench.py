@@ -258,7 +258,7 @@ def model_name(encoder_name: str) -> str:
 
 
 def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: int | str = "auto",
-                     cache_dir: Any = None, progress: bool = True) -> dict:
+                     cache_dir: Any = None, progress: bool = True, fit_stream: Any = None) -> dict:
     """Benchmark one dataset: per-layer accuracy, the summaries, the baselines.
 
     Args:
@@ -268,6 +268,8 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
         batch_size: images per forward pass, or ``"auto"``.
         cache_dir: embedding cache (None: default; False: off).
         progress: show extraction progress bars.
+        fit_stream: the generator the paper preset's fit split is drawn from (see
+            :func:`tivit.presets.published_stream`); None: a fresh one seeded with ``config.seed``.
 
     Returns:
         The record written to ``runs.jsonl`` (JSON-able), with ``results`` and ``summary`` rows.
@@ -301,7 +303,7 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     timing["embed_train_seconds"], timing["embed_test_seconds"] = t1 - t0, time.perf_counter() - t1
 
     layers = list(train.layers)
-    fit = fit_index(config.preset, y_train, seed)  # all of train, or the paper preset's 80 %
+    fit = fit_index(config.preset, y_train, seed, stream=fit_stream)  # all of train, or the paper preset's 80 %
     fit_values, y_fit = train.values[fit], y_train[fit]
     accuracy, fit_s, predict_s = {}, {}, {}
     with single_threaded():  # head numbers independent of the machine's thread count (see tivit._threads)
@@ -677,19 +679,43 @@ def _work(name: str, data_dir: Any) -> float:
         return 1.0
 
 
+def _train_sizes(data_dir: Any):
+    """``name -> training series`` (None when the dataset is not at hand), memoised for one run."""
+    from tivit.data import DatasetError, count_series, find_dataset
+
+    known: dict[str, int | None] = {}
+
+    def train_size(name: str) -> int | None:
+        if name not in known:
+            try:
+                known[name] = count_series(find_dataset(name, data_dir).file("TRAIN"))
+            except (DatasetError, OSError):
+                known[name] = None
+        return known[name]
+
+    return train_size
+
+
 def _run_datasets(todo, run, encoder, config, header, data_dir, batch_size, cache_dir, progress, on_dataset):
     """Evaluate each dataset in turn; its ``runs.jsonl`` line is written before anything else."""
     from tivit.data import load_dataset
+    from tivit.presets import published_stream
 
+    train_size = _train_sizes(data_dir)
     work = {name: _work(name, data_dir) for name in todo}
     started, done_work = time.perf_counter(), 0.0
     for index, name in enumerate(todo, start=1):
         try:
             files = data_files(name, data_dir)
             ds = load_dataset(name, data_dir)
+            stream, split_note = None, None
+            if config.recipe.fit_fraction < 1.0:  # the paper's split, drawn where the published run draws it
+                stream, split_note = published_stream(name, header["archive"], config.seed, train_size)
             record = evaluate_dataset(ds, encoder, config, batch_size=batch_size, cache_dir=cache_dir,
-                                      progress=progress)
+                                      progress=progress, fit_stream=stream)
             record["data_files"] = files
+            if split_note is not None:
+                record["tivit"]["fit_split"] = split_note
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as err:  # one bad dataset must not lose the others; the line says why

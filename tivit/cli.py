@@ -598,7 +598,8 @@ def bench(
     archive: str = typer.Option("ucr", help="ucr or uea: which datasets 'all' means."),
     preset: str = typer.Option(
         "default", help="Recipe: default, or paper (published: paper renderer, zero padding, L2-normalised "
-        "embeddings, heads fitted on a random 80% of train). Options given below override it."
+        "embeddings, heads fitted on a random 80% of train, drawn as the published run draws it: use --seed 2025 for "
+        "its subsets). Options given below override it."
     ),
     encoder: Optional[str] = typer.Option(
         None, help="Encoder name (`tivit encoders`) or a timm ViT name (preset: clip-h14)."

@@ -4,7 +4,7 @@
 included, so that its numbers can be checked: unequal lengths padded with zeros, CLIP ViT-H/14
 layer 14, mean over all tokens, per-sample L2 normalisation, ``StandardScaler +
 LogisticRegression(C=1, lbfgs, max_iter=500)`` fitted on a random, unstratified 80 % of the
-training data and never refitted.
+training data (drawn as the published code draws it, see :func:`fit_index`) and never refitted.
 
 ``"default"`` is tivit's own recipe: the same renderer and head, but each series is rendered from
 its own length (no zero padding), the layer and the head's ``C`` are chosen by an Optuna search
@@ -140,16 +140,22 @@ def renderer_config(preset: str | Preset, renderer: str | None = None, params: d
     return renderers.make_config(method, preset.renderer_preset if own else None, **merged)
 
 
-def fit_index(preset: str | Preset, y, seed: int = 0):
+def fit_index(preset: str | Preset, y, seed: int = 0, *, stream: Any = None):
     """Indices of the training series the head is fitted on: all of them, or the preset's split.
 
-    The paper's split is a random, UNSTRATIFIED 80 % (``train_test_split(..., random_state=seed)``),
-    sorted. Raises ValueError when that split keeps a single class.
+    The paper's split is the published ``get_split`` (roschmsi/TiViT ``tivit/utils.py``): the
+    indices shuffled by NumPy's legacy generator, the first ``int(0.2 n)`` held out, the other
+    ``n - int(0.2 n)`` fitted on (unstratified), here sorted. The published run seeds one generator
+    once and draws every dataset's split from it in turn; ``stream`` is that generator already
+    advanced to this dataset (:func:`published_stream`), and by default a fresh
+    ``RandomState(seed)``, as if the dataset came first. Raises ValueError when the split keeps a
+    single class.
 
     Args:
         preset: a preset or its name.
         y: the training labels.
-        seed: seed of the split.
+        seed: seed of the split (when no ``stream`` is given).
+        stream: a ``numpy.random.RandomState`` to draw the shuffle from (it is advanced).
     """
     import numpy as np
 
@@ -158,13 +164,56 @@ def fit_index(preset: str | Preset, y, seed: int = 0):
     index = np.arange(len(y))
     if preset.fit_fraction >= 1.0:
         return index
-    from sklearn.model_selection import train_test_split
+    if preset.stratify_fit:
+        from sklearn.model_selection import train_test_split
 
-    chosen, _ = train_test_split(index, train_size=preset.fit_fraction, random_state=int(seed), shuffle=True,
-                                 stratify=y if preset.stratify_fit else None)
+        chosen, _ = train_test_split(index, train_size=preset.fit_fraction, random_state=int(seed), shuffle=True,
+                                     stratify=y)
+    else:
+        keys = list(range(len(y)))  # a list, shuffled as the published code shuffles it
+        (stream if stream is not None else np.random.RandomState(int(seed))).shuffle(keys)
+        held_out = round(1.0 - preset.fit_fraction, 10)  # 0.2 exactly, as published (1 - 0.8 is 0.19999...)
+        chosen = np.array(keys[int(len(y) * held_out):], dtype=np.int64)
     if len(np.unique(y[chosen])) < 2:
         raise ValueError(
             f"the {preset.name!r} preset's {preset.fit_fraction:.0%} fit split kept a single class; the training "
             "set is too small for this preset (use preset='default')"
         )
     return np.sort(chosen)
+
+
+def published_order(archive: str) -> list[str]:
+    """The datasets of ``archive`` (``ucr``, ``uea``) in the order the published run visits them
+    (aeon's ``univariate``/``multivariate`` lists, kept in ``tivit/resources/published_order.json``)."""
+    import json
+    from importlib.resources import files
+
+    return list(json.loads(files("tivit.resources").joinpath("published_order.json").read_text())[archive])
+
+
+def published_stream(name: str, archive: str, seed: int, train_size) -> tuple[Any, str]:
+    """The published run's generator as it stands when it reaches dataset ``name``, and a note.
+
+    The published run (``tivit ... --datasets ucr --random_seed 2025``) seeds NumPy once, then for
+    each UCR dataset in :func:`published_order` shuffles its training indices (:func:`fit_index`);
+    nothing else draws from that generator. Replaying the shuffles of every earlier dataset needs
+    their training sizes: ``train_size(name)`` returns one, or None when that dataset is not at
+    hand, and then there is no stream (None) and the note says why. Only UCR: for UEA the
+    published run also draws to subsample InsectWingbeat.
+    """
+    import numpy as np
+
+    if archive != "ucr":
+        return None, f"own stream (seed {seed}): the published run's stream is replayed for UCR only"
+    order = published_order("ucr")
+    if name not in order:
+        return None, f"own stream (seed {seed}): {name} is not in the published run's UCR list"
+    rng = np.random.RandomState(int(seed))
+    for earlier in order[: order.index(name)]:
+        n = train_size(earlier)
+        if n is None:
+            return None, (f"own stream (seed {seed}): replaying the published run's stream needs every earlier "
+                          f"UCR dataset, and {earlier} is not in the data folder")
+        rng.shuffle(list(range(int(n))))
+    return rng, (f"the published run's stream: seed {seed}, dataset {order.index(name) + 1} of {len(order)} "
+                 "in aeon's UCR order")
