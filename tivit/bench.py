@@ -554,7 +554,7 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | Non
         raise BenchError(f"{config_path} is not a run's settings (changed outside tivit); choose another --out")
     before = {**_LEGACY, **old.get("config", {})}
     # the precision asked for may differ ("auto" is bf16 on a GPU, fp32 on a CPU): the one the
-    # encoder resolves to is compared once it is loaded (_check_precision)
+    # encoder resolves to is compared once it is loaded (_run_locked)
     diff = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k) and k != "precision")
     if diff:
         raise BenchError(
