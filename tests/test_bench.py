@@ -582,3 +582,16 @@ def test_bench_paper_preset_draws_the_published_split(tmp_path, monkeypatch):
     assert record["tivit"]["n_fit"] == len(_published_run_splits(sizes, 2025)[-1]) == 29
     np.testing.assert_array_equal(drawn[0], _published_run_splits(sizes, 2025)[-1])
     assert record["tivit"]["fit_split"] == "the published run's stream: seed 2025, dataset 6 of 128 in aeon's UCR order"
+
+
+def test_paper_preset_bench_runs_the_encoder_in_fp32_as_published(tmp_path, monkeypatch):
+    import tivit.encoders
+    from tivit.bench import BenchConfig, run_bench
+
+    monkeypatch.setattr(tivit.encoders, "_default_precision", lambda device: "bf16")  # as on a GPU
+    kwargs = dict(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(), search_trials=0,
+                  layers="1")
+    for preset, want in (("paper", "fp32"), ("default", "bf16")):
+        out = tmp_path / preset
+        run_bench("Coffee", out, BenchConfig(preset=preset, **kwargs), progress=False, cache_dir=False)
+        assert json.loads((out / "config.json").read_text())["encoder_info"]["precision"] == want

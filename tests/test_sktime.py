@@ -355,3 +355,21 @@ def test_estimators_pickled_before_precision_existed_still_load_and_predict():
         assert old.precision == "auto" and repr(old) and clone(old).precision == "auto"
         got = old.predict_proba(X_test) if hasattr(old, "predict_proba") else old.transform(X_test).to_numpy()
         np.testing.assert_array_equal(got, expected)
+
+
+def test_paper_preset_runs_the_encoder_in_fp32_as_published(monkeypatch):
+    """The published code runs its ViT in fp32 on a GPU too; 'auto' means that under preset='paper'
+    (elsewhere bf16 autocast on CUDA), and a precision asked for by name still wins."""
+    import tivit.encoders
+
+    monkeypatch.setattr(tivit.encoders, "_default_precision", lambda device: "bf16")  # as on a GPU
+    X_train, y_train, _, _ = _subset(load_dataset("GunPoint"), 12, 6)
+    paper = TiViTClassifier(**TINY, preset="paper").fit(X_train, y_train)
+    default = TiViTClassifier(**TINY, layer=1).fit(X_train, y_train)
+    asked = TiViTTransformer(**TINY, preset="paper", precision="bf16").fit(X_train)
+    assert paper._encoder_slot.encoder.precision == "fp32"
+    assert default._encoder_slot.encoder.precision == "bf16"
+    assert asked._encoder_slot.encoder.precision == "bf16"
+    again = pickle.loads(pickle.dumps(paper))
+    again.predict(X_train[:2])
+    assert again._encoder_slot.encoder.precision == "fp32"

@@ -103,8 +103,9 @@ class BenchConfig:
         baselines: baseline names (:data:`tivit.baselines.BASELINES`).
         search_trials: trials of the layer + ``C`` search behind the ``searched`` summary (0: none).
         seed: seed of random weights, CV folds, heads, the search and baselines.
-        precision: the encoder's: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
-            or ``fp16`` (see :func:`tivit.encoders.load_encoder`).
+        precision: the encoder's: ``auto`` (the preset's: ``paper`` fp32, as published; ``default``
+            bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``
+            (see :func:`tivit.encoders.load_encoder`).
     """
 
     preset: str = "default"
@@ -621,7 +622,7 @@ def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size
     from tivit.presets import paper_layer
 
     encoder = load_encoder(config.encoder, weights=config.weights, device=device, seed=config.seed,
-                           precision=config.precision, **dict(config.encoder_args))
+                           precision=config.recipe.precision_for(config.precision), **dict(config.encoder_args))
     try:  # before anything is written: a dataset failing on them would leave a run --resume refuses to fix
         resolve_layers(config.layers, encoder.depth)
         check_pool(config.pool, encoder.prefix_tokens)

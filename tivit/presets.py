@@ -48,6 +48,8 @@ class Preset:
         head: head kind; ``head_params`` its parameters (as sorted pairs).
         fit_fraction: share of the training data the head is fitted on (published: 0.8).
         stratify_fit: stratify that split (published: no).
+        precision: the encoder precision that ``"auto"`` means under this recipe (published: fp32,
+            also on a GPU; ``"auto"``: bf16 autocast on CUDA, fp32 on CPU).
     """
 
     name: str
@@ -65,7 +67,12 @@ class Preset:
     head_params: tuple[tuple[str, Any], ...] = (("C", 1.0), ("max_iter", 500))
     fit_fraction: float = 1.0
     stratify_fit: bool = False
+    precision: str = "auto"
     description: str = field(default="", compare=False)
+
+    def precision_for(self, asked: str) -> str:
+        """The encoder precision to load: ``asked``, or this recipe's when ``asked`` is ``"auto"``."""
+        return self.precision if asked == "auto" else asked
 
     def resolve(self, **given: Any) -> dict:
         """``given`` with every None replaced by this recipe's value (``C`` and ``max_iter`` from
@@ -92,6 +99,7 @@ PRESETS: dict[str, Preset] = {
         unequal_length="zeros",
         fit_fraction=0.8,
         stratify_fit=False,
+        precision="fp32",
         description="the published TiViT protocol, reproduced exactly (random unstratified 80% fit split)",
     ),
     "default": Preset(

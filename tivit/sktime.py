@@ -154,6 +154,7 @@ class _Recipe:
         if est.encoder_args is not None and not isinstance(est.encoder_args, dict):
             raise TypeError(f"encoder_args must be a dict of timm arguments, got {type(est.encoder_args).__name__}")
         self.seed = check_seed(est.random_state)
+        self.precision = preset.precision_for(est.precision)  # paper: fp32 for "auto", as published
 
     def load_encoder(self, est: Any):
         """Load the encoder, or reuse one that a live estimator already built the same way."""
@@ -164,11 +165,11 @@ class _Recipe:
         key = None
         if est.weights in ("random", "pretrained"):  # a file can change on disk: always reload those
             key = json.dumps([self.encoder, est.weights, self.seed if est.weights == "random" else None,
-                              est.device, est.precision, est.encoder_args or {}], sort_keys=True, default=str)
+                              est.device, self.precision, est.encoder_args or {}], sort_keys=True, default=str)
             if key in _LIVE_ENCODERS:
                 return _LIVE_ENCODERS[key]
         encoder = load_encoder(self.encoder, weights=est.weights, device=est.device, seed=self.seed,
-                               precision=est.precision, **(est.encoder_args or {}))
+                               precision=self.precision, **(est.encoder_args or {}))
         if key is not None:
             _LIVE_ENCODERS[key] = encoder
         return encoder
@@ -208,7 +209,8 @@ def _encoder_of(est: Any):
     if slot.encoder is None:
         from tivit.encoders import load_encoder_from_identity
 
-        slot.encoder = load_encoder_from_identity(est.encoder_identity_, device=est.device, precision=est.precision)
+        precision = get_preset(est.preset).precision_for(est.precision)
+        slot.encoder = load_encoder_from_identity(est.encoder_identity_, device=est.device, precision=precision)
     return slot.encoder
 
 
@@ -282,8 +284,9 @@ class TiViTClassifier(BaseClassifier):
             concatenated with tivit's, each block standardised; linear head only.
         batch_size: images per encoder forward pass (``"auto"``).
         device: ``"cpu"``, ``"cuda"``, ...; None: CUDA if available.
-        precision: the encoder's: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"``,
-            ``"bf16"`` (about 3x faster than fp32 on CPUs with bf16 units) or ``"fp16"``.
+        precision: the encoder's: ``"auto"`` (the preset's: ``paper`` fp32, as published;
+            ``default`` bf16 autocast on CUDA, fp32 on CPU), ``"fp32"``, ``"bf16"`` (about 3x
+            faster than fp32 on CPUs with bf16 units) or ``"fp16"``.
         cache_dir: embedding cache folder; None: ``$TIVIT_CACHE`` or the user cache; False: off.
         random_state: seed of random weights, the paper's fit split, the CV folds and the head;
             None means 0 (tivit fits are deterministic).
