@@ -110,6 +110,21 @@ def test_report_with_one_dataset_skips_the_cd_diagram(tmp_path):
     assert "Not drawn" in files.markdown.read_text()
 
 
+def test_report_of_a_run_without_baselines_or_search_skips_the_cd_diagram(tmp_path):
+    """Two ranked columns (cv, last): aeon's diagram starts with a Friedman test that needs three, and
+    `tivit bench --baselines none --search-trials 0` ended in its ValueError after every dataset ran."""
+    folder = _make_run(tmp_path / "run")
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["baselines"] = []
+    (folder / "config.json").write_text(json.dumps(config))
+    lines = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+    for record in lines:
+        record["baselines"] = []
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    files = write_report(folder, tmp_path / "rep")
+    assert files.cd_png is None and "three ranked models" in files.markdown.read_text()
+
+
 def test_report_errors(tmp_path):
     with pytest.raises(ReportError, match="not a tivit bench folder"):
         load_run(tmp_path)
@@ -137,3 +152,19 @@ def test_reference_file_is_sourced():
     assert all(0.0 < v <= 1.0 for v in refs.values())
     sources = resources.files("tivit.resources").joinpath("REFERENCE_SOURCES.md").read_text()
     assert "angus924/minirocket" in sources and "results_ucr109_mean.csv" in sources
+
+
+def test_report_says_how_the_paper_split_was_drawn(tmp_path):
+    folder = _make_run(tmp_path / "run")
+    lines = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+    notes = iter(["the published run's stream: seed 2025, dataset 1 of 128 in aeon's UCR order"] * 3
+                 + ["own stream (seed 2025): ..."])
+    for record in lines:
+        if record.get("status") == "done":
+            record["tivit"]["fit_split"] = next(notes)
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = write_report(folder, tmp_path / "rep").markdown.read_text()
+    assert "drawn from the published run's NumPy stream for 3 of 4 datasets" in text
+    assert "from a stream of their own for NotInTheReferences" in text
+    assert "published run's NumPy stream" not in write_report(_make_run(tmp_path / "plain"),
+                                                                tmp_path / "rep2").markdown.read_text()

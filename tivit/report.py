@@ -263,7 +263,9 @@ def plot_layers(run: RunData, path: str | os.PathLike) -> Path:
 def plot_cd(run: RunData, path: str | os.PathLike) -> Path | None:
     """Critical-difference diagram (aeon) over the ranked tivit summaries and the baselines.
 
-    Returns None (and writes nothing) when fewer than two datasets have all of them.
+    Returns None (and writes nothing) when fewer than two datasets have all of them, or fewer than
+    three columns compete (aeon's diagram starts from a Friedman test, which needs three; a run
+    without baselines or search ranks only ``cv`` and ``last``).
     """
     import warnings
 
@@ -276,7 +278,7 @@ def plot_cd(run: RunData, path: str | os.PathLike) -> Path | None:
     keep = ranked_columns(run)
     scores = values[:, [columns.index(c) for c in keep]]
     scores = scores[np.isfinite(scores).all(axis=1)]
-    if scores.shape[0] < 2 or scores.shape[1] < 2:
+    if scores.shape[0] < 2 or scores.shape[1] < 3:
         return None
     labels = [run.model + c[len("tivit"):] if c.startswith("tivit ") else c for c in keep]
     with warnings.catch_warnings():
@@ -325,6 +327,17 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
         f"Unequal lengths: `{cfg.get('unequal_length')}`; NaN inside a series: `{cfg.get('missing')}`; "
         f"baselines see NaN interpolated and unequal lengths resampled to the longest. Seed {cfg.get('seed')}."
     )))
+    splits = [r.get("tivit", {}).get("fit_split") for r in run.records]
+    if any(splits):  # the paper preset's 80 % fit split: drawn as the published run draws it, or not
+        published = [r["dataset"] for r, s in zip(run.records, splits) if s and s.startswith("the published")]
+        own = [r["dataset"] for r, s in zip(run.records, splits) if s and not s.startswith("the published")]
+        blocks.append(("p", (
+            f"Heads fitted on the paper's 80 % split, drawn from the published run's NumPy stream for "
+            f"{len(published)} of {len(published) + len(own)} datasets (so on the published subsets when the seed "
+            "is the published command's, 2025)"
+            + (f"; from a stream of their own for {', '.join(own)} (an earlier dataset of the published order "
+               "was not in the data folder, or the archive is not UCR)" if own else "") + "."
+        )))
     if run.failed:
         blocks.append(("p", "Failed datasets: " + "; ".join(f"{n} ({e})" for n, e in run.failed.items())))
 
@@ -369,7 +382,8 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     if cd_png:
         blocks.append(("img", (cd_png, "critical difference diagram")))
     else:
-        blocks.append(("p", "Not drawn: it needs at least two datasets with every ranked model."))
+        blocks.append(("p", "Not drawn: it needs at least two datasets with every ranked model, and at least "
+                            "three ranked models (a run without baselines or search ranks only cv and last)."))
     timing_rows = []
     for r in run.records:
         t = r["tivit"]
