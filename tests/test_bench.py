@@ -595,3 +595,36 @@ def test_paper_preset_bench_runs_the_encoder_in_fp32_as_published(tmp_path, monk
         out = tmp_path / preset
         run_bench("Coffee", out, BenchConfig(preset=preset, **kwargs), progress=False, cache_dir=False)
         assert json.loads((out / "config.json").read_text())["encoder_info"]["precision"] == want
+
+
+def test_the_datasets_own_archive_decides_the_paper_split_and_a_bad_seed_is_refused_first(tmp_path):
+    """--archive only says what 'all' means: naming a UCR dataset under --archive uea drew its split
+    from an own stream, and --seed -1 failed every dataset instead of the command."""
+    from tivit.bench import BenchConfig, BenchError, run_bench
+
+    config = BenchConfig(preset="paper", encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()),
+                         baselines=(), search_trials=0, layers="1", seed=2025)
+    (record,) = run_bench("ArrowHead", tmp_path / "out", config, archive="uea", cache_dir=False,
+                          progress=False).records
+    assert record["tivit"]["fit_split"].startswith("the published run's stream") and record["archive"] == "ucr"
+    for seed in (-1, 2**32, 1.5, True):
+        with pytest.raises(BenchError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+            BenchConfig(seed=seed)
+
+
+def test_a_cv_where_every_layer_ties_warns(tmp_path):
+    """One training series per class (Fungi): every held-out class is missing from its fold's fit part,
+    every layer scores 0, and the cv layer is a tie-break."""
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import Dataset
+    from tivit.encoders import load_encoder
+
+    rng = np.random.default_rng(0)
+    ds = Dataset(name="Lonely", archive="ucr", source="test", X_train=rng.standard_normal((6, 1, 24)).astype(np.float32),
+                 y_train=np.array(list("abcdef")), X_test=rng.standard_normal((6, 1, 24)).astype(np.float32),
+                 y_test=np.array(list("abcdef")))
+    enc = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         search_trials=0)
+    with pytest.warns(UserWarning, match=r"Lonely: every layer scores 0\.000 .*1 series in the smallest class"):
+        evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)

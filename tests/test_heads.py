@@ -251,3 +251,26 @@ def test_heads_stay_float32_under_a_float64_default_dtype(float64_default):
     for kind, features in (("linear", X), ("mlp", X), ("layer_mix", layers)):
         head = HeadClassifier(kind=kind, max_epochs=3, random_state=0).fit(features, y)
         assert head.predict_proba(features).shape == (90, 3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "linear", "layer_mix"])
+def test_ctrl_c_in_a_head_is_a_keyboard_interrupt(kind, monkeypatch):
+    """Lightning turns Ctrl-C during fit into sys.exit(1) and ignores SIGINT afterwards: `tivit bench`
+    and `tivit search` then exited 1 without their "interrupted" message."""
+    import signal
+
+    from tivit import heads
+
+    module = {"mlp": heads.MLPHead, "linear": heads.LinearHead, "layer_mix": heads.LayerMixHead}[kind]
+
+    def interrupted(self, batch, batch_idx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "training_step", interrupted)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2, 8) if kind == "layer_mix" else (40, 8)).astype(np.float32)
+    y = np.arange(40) % 2
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        heads.HeadClassifier(kind, max_epochs=2).fit(X, y) if kind == "mlp" else heads.HeadClassifier(kind).fit(X, y)
+    assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C is not ignored

@@ -168,3 +168,13 @@ def test_report_says_how_the_paper_split_was_drawn(tmp_path):
     assert "from a stream of their own for NotInTheReferences" in text
     assert "published run's NumPy stream" not in write_report(_make_run(tmp_path / "plain"),
                                                                 tmp_path / "rep2").markdown.read_text()
+
+
+def test_report_title_names_the_datasets_own_archives(tmp_path):
+    folder = _make_run(tmp_path / "run")
+    lines = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+    for record in lines:
+        if record.get("dataset") == "Coffee":
+            record["archive"] = "uea"
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert "on 4 UCR and UEA datasets" in write_report(folder, tmp_path / "rep").markdown.read_text()

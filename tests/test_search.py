@@ -506,3 +506,27 @@ def test_search_refuses_encoder_settings_a_built_encoder_cannot_take(gunpoint, e
 
     with pytest.raises(TypeError, match="only apply when the encoder is given by name"):
         search(TrainOnly(gunpoint), enc, n_trials=1, n_splits=3, score_test=False, **kwargs)
+
+
+def test_cli_resize_applies_to_the_renderers_that_resize(tmp_path, monkeypatch):
+    """--resize with lineplot among the renderers failed with "lineplot has no parameter(s) ['resize']"."""
+    from typer.testing import CliRunner
+
+    import tivit.search
+    from tivit.cli import app
+
+    seen = {}
+
+    def fake_search(dataset, encoder, *, space, **kwargs):
+        seen["space"] = space
+        raise SearchError("stop here")
+
+    monkeypatch.setattr(tivit.search, "search", fake_search)
+    base = ["search", "--dataset", "GunPoint", "--encoder", ENCODER, "--weights", "random", "--out",
+            str(tmp_path / "r.json"), "--no-plots"]
+    result = CliRunner().invoke(app, base + ["--renderers", "gasf,lineplot", "--resize", "nearest,box"])
+    assert "stop here" in result.output, result.output
+    params = dict(seen["space"].renderer_params)
+    assert dict(params["gasf"])["resize"] == ("nearest", "box") and "lineplot" not in params
+    result = CliRunner().invoke(app, base + ["--renderers", "lineplot", "--resize", "box"])
+    assert result.exit_code == 2 and "--resize applies to renderers with a resize step; none of lineplot" in result.output

@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,6 +149,8 @@ class BenchConfig:
             check_pool(self.pool)  # the name now; whether the model has a class token once it is loaded
         except EncoderError as err:
             raise BenchError(str(err)) from None
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise BenchError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         if self.precision not in PRECISIONS:
             raise BenchError(f"precision={self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not (isinstance(self.C, (int, float)) and self.C > 0):
@@ -319,6 +322,13 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
         t0 = time.perf_counter()
         choice = choose_layer(fit_values, y_fit, layers, random_state=seed)
         timing["cv_seconds"] = time.perf_counter() - t0
+        smallest = int(np.bincount(np.unique(y_fit, return_inverse=True)[1]).min())
+        if smallest < 2 and len(set(choice.scores.values())) == 1 and len(layers) > 1:
+            # classes of one series (Fungi): a held-out one is absent from its fold's fit part, so the
+            # folds cannot tell the layers apart
+            warnings.warn(f"{ds.name}: every layer scores {next(iter(choice.scores.values())):.3f} in cross-validation "
+                          f"on train ({smallest} series in the smallest class): the cv layer (and a searched one) "
+                          "is a tie-break, not a choice", stacklevel=2)
         searched = None
         if config.search_trials:
             from tivit.search import evaluate_search
@@ -711,7 +721,7 @@ def _run_datasets(todo, run, encoder, config, header, data_dir, batch_size, cach
             ds = load_dataset(name, data_dir)
             stream, split_note = None, None
             if config.recipe.fit_fraction < 1.0:  # the paper's split, drawn where the published run draws it
-                stream, split_note = published_stream(name, header["archive"], config.seed, train_size)
+                stream, split_note = published_stream(name, ds.archive, config.seed, train_size)
             record = evaluate_dataset(ds, encoder, config, batch_size=batch_size, cache_dir=cache_dir,
                                       progress=progress, fit_stream=stream)
             record["data_files"] = files

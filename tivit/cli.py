@@ -403,7 +403,7 @@ def search(
     renderers_: str = typer.Option("tivit", "--renderers", help="Rendering methods to search (comma separated)."),
     segment: Optional[str] = typer.Option(None, help="tivit segment rules: sqrt, 0.5sqrt, 2sqrt, 16 (comma separated)."),
     stride: Optional[str] = typer.Option(None, help="tivit stride fractions, e.g. 0.1,0.5,1.0."),
-    resize: Optional[str] = typer.Option(None, help="Resize modes for every searched renderer: nearest,box."),
+    resize: Optional[str] = typer.Option(None, help="Resize modes for every searched renderer that resizes (all but lineplot): nearest,box."),
     folds: int = typer.Option(5, help="CV folds on train (capped by the smallest class; repeated for tiny sets)."),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Fold-level median pruning."),
     normalize: bool = typer.Option(False, "--normalize/--no-normalize", help="L2-normalise embeddings per sample."),
@@ -445,7 +445,12 @@ def search(
         if stride:
             params["tivit"]["stride"] = list(_floats(stride, "--stride"))
     if resize:
-        for m in methods:
+        import renderers
+
+        resizable = [m for m in methods if m in renderers.METHODS and hasattr(renderers.make_config(m), "resize")]
+        if not resizable:
+            _fail(f"--resize applies to renderers with a resize step; none of {', '.join(methods)} has one")
+        for m in resizable:  # a renderer without a resize step (lineplot draws at the image size) is left as is
             params[m]["resize"] = list(_csv(resize))
     try:
         space = SearchSpace.from_dict({
@@ -679,7 +684,7 @@ def bench(
     _say(f"-> {run.results_csv}, {run.summary_csv}")
     if run.failed:
         _fail(f"{len(run.failed)} dataset(s) failed: {', '.join(run.failed)} (details in {out / 'runs.jsonl'}); "
-              "fix the cause and rerun with --resume")
+              "fix the cause and rerun with --resume (a fix that changes a setting needs another --out)")
 
 
 @app.command()

@@ -138,6 +138,27 @@ def _trainer(max_epochs: int, accelerator: str, callbacks: list | None = None, v
     return pl.Trainer(**settings)
 
 
+def _fit(trainer: pl.Trainer, module: pl.LightningModule, *loaders) -> None:
+    """``trainer.fit``, with Ctrl-C raised as KeyboardInterrupt.
+
+    Lightning catches a KeyboardInterrupt during ``fit``, ignores SIGINT from then on and calls
+    ``sys.exit(1)``: a bench or search interrupted in a head would exit 1 without its "interrupted"
+    message (and the next Ctrl-C would be ignored). The interrupt is handed back as it came.
+    """
+    import signal
+    import threading
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, *loaders)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if threading.current_thread() is threading.main_thread() and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        raise KeyboardInterrupt from None
+
+
 class _FullBatch(torch.utils.data.Dataset):
     """A dataset of one item: the whole training set, for full-batch optimisers."""
 
@@ -689,7 +710,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
             )
         trainer = _trainer(int(self.max_epochs), self.accelerator, callbacks, validate=can_validate,
                            trainer_kwargs=self.trainer_kwargs)
-        trainer.fit(module, train, val)
+        _fit(trainer, module, train, val)
         module.n_iter = int(trainer.current_epoch)
         if module.best_state is not None:
             module.net.load_state_dict(module.best_state)
@@ -737,7 +758,7 @@ def _fit_linear(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, max_
     x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
     g = torch.zeros(0) if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.float32))
     module.fit_scaler(x, g if groups is not None else None)
-    _trainer(1, accelerator, trainer_kwargs=trainer_kwargs).fit(module, _full_batch_loader(x, y, g))
+    _fit(_trainer(1, accelerator, trainer_kwargs=trainer_kwargs), module, _full_batch_loader(x, y, g))
     if module.at_limit:  # as scikit-learn's lbfgs says it
         total = module.iterations.size
         what = "the linear head" if total == 1 else f"{module.at_limit} of {total} linear heads"
@@ -751,7 +772,7 @@ def _fit_layer_mix(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, m
     module = LayerMixHead(X.shape[1], X.shape[2], n_classes, C, max_iter, tol)
     x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
     module.fit_scaler(x)
-    _trainer(1, accelerator, trainer_kwargs=trainer_kwargs).fit(module, _full_batch_loader(x, y))
+    _fit(_trainer(1, accelerator, trainer_kwargs=trainer_kwargs), module, _full_batch_loader(x, y))
     return module.cpu().eval()
 
 

@@ -307,7 +307,9 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     names, columns, values, layers = accuracy_table(run)
     header = run.header
     cfg = header.get("config", {})
-    archive = str(header.get("archive", "ucr")).upper()
+    # the datasets' own archives (a run may name datasets of both); the run's --archive otherwise
+    archives = sorted({str(r.get("archive") or header.get("archive", "ucr")).upper() for r in run.records})
+    archive = " and ".join(archives) or str(header.get("archive", "ucr")).upper()
     blocks: list[tuple[str, Any]] = [("h1", f"tivit benchmark: {run.model} on {len(names)} {archive} datasets")]
     if run.random_weights:
         blocks.append(("banner", RANDOM_BANNER.format(weights=header.get("weights", "random"))))
