@@ -19,6 +19,29 @@ if TYPE_CHECKING:
     import torch
 
 _LIMIT = 1022  # 2**-e stays a normal float64 for |e| <= 1022; scaled magnitudes then stay below 4
+_HUGE = 900  # rows whose largest |value| reaches 2**900 are brought down to it (gaf: sums of T values)
+
+
+def _exponents(x: Any, xp: Any):
+    """``(top, e)``: each row's largest |value| ``(..., 1)`` and its binary exponent (``top = m 2**e``,
+    ``0.5 <= m < 1``)."""
+    top = xp.abs(x).max(axis=-1, keepdims=True)
+    return top, xp.frexp(top)[1]
+
+
+def _exponents_torch(x: "torch.Tensor") -> "torch.Tensor":
+    """The binary exponent of each float64 row's largest |value|, int64 ``(g, 1)``."""
+    import torch
+
+    return torch.frexp(x.abs().amax(dim=1, keepdim=True)).exponent.long()
+
+
+def _inverse_power_torch(k: "torch.Tensor") -> "torch.Tensor":
+    """``2**-k`` as float64, built from its exponent bits (exact for |k| <= 1022; ``torch.ldexp``
+    multiplies by ``2.0 ** k`` in the default dtype, which overflows)."""
+    import torch
+
+    return ((1023 - k) << 52).view(torch.float64)
 
 
 def pow2_scale(x: Any, xp: Any = np) -> Any:
@@ -29,21 +52,13 @@ def pow2_scale(x: Any, xp: Any = np) -> Any:
         x: float64 array, rows along the last axis (NumPy or CuPy).
         xp: the array module (``numpy`` or ``cupy``).
     """
-    top = xp.abs(x).max(axis=-1, keepdims=True)
-    e = xp.clip(xp.frexp(top)[1], -_LIMIT, _LIMIT)
-    return xp.ldexp(xp.ones_like(top), -e)
+    top, e = _exponents(x, xp)
+    return xp.ldexp(xp.ones_like(top), -xp.clip(e, -_LIMIT, _LIMIT))
 
 
 def pow2_scale_torch(x: "torch.Tensor") -> "torch.Tensor":
-    """``pow2_scale`` of float64 ``(g, T)`` rows, ``(g, 1)``: built from its exponent bits, exact
-    (``torch.ldexp`` multiplies by ``2.0 ** e`` in the default dtype, which overflows)."""
-    import torch
-
-    e = torch.frexp(x.abs().amax(dim=1, keepdim=True)).exponent.long().clamp_(-_LIMIT, _LIMIT)
-    return ((1023 - e) << 52).view(torch.float64)
-
-
-_HUGE = 900  # rows whose largest |value| reaches 2**900 are brought down to it (gaf: sums of T values)
+    """``pow2_scale`` of float64 ``(g, T)`` rows, ``(g, 1)``, exact."""
+    return _inverse_power_torch(_exponents_torch(x).clamp_(-_LIMIT, _LIMIT))
 
 
 def pow2_limit(x: Any, xp: Any = np) -> Any:
@@ -55,15 +70,10 @@ def pow2_limit(x: Any, xp: Any = np) -> Any:
     a huge row stays huge (a span that was not below the tolerance is still far above it), while its
     sums of up to ``2**120`` values no longer overflow.
     """
-    top = xp.abs(x).max(axis=-1, keepdims=True)
-    e = xp.frexp(top)[1]
-    return xp.where(e > _HUGE, xp.ldexp(xp.ones_like(top), xp.minimum(_HUGE - e, 0)), 1.0)
+    top, e = _exponents(x, xp)
+    return xp.ldexp(xp.ones_like(top), -xp.maximum(e - _HUGE, 0))
 
 
 def pow2_limit_torch(x: "torch.Tensor") -> "torch.Tensor":
-    """:func:`pow2_limit` of float64 ``(g, T)`` rows, ``(g, 1)``, from exponent bits (exact)."""
-    import torch
-
-    e = torch.frexp(x.abs().amax(dim=1, keepdim=True)).exponent.long()
-    k = (e - _HUGE).clamp_(min=0)  # 2**-k, k <= 124: a normal float64
-    return ((1023 - k) << 52).view(torch.float64)
+    """:func:`pow2_limit` of float64 ``(g, T)`` rows, ``(g, 1)``, exact (``k <= 124``)."""
+    return _inverse_power_torch((_exponents_torch(x) - _HUGE).clamp_(min=0))

@@ -26,21 +26,6 @@ def limit_threads(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run the block with one torch thread and one BLAS/OpenMP thread; restore the counts after."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """One torch thread for the block (cheap enough per Optuna trial): for code already inside a
     one-thread BLAS limit, where :func:`single_threaded`'s pool scan would cost more than the heads."""
@@ -52,3 +37,12 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one torch thread and one BLAS/OpenMP thread; restore the counts after."""
+    from threadpoolctl import threadpool_limits
+
+    with one_torch_thread(), threadpool_limits(limits=1):
+        yield

@@ -306,7 +306,7 @@ def _args(params: dict | None) -> str:
 def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str, Any]]:
     names, columns, values, layers = accuracy_table(run)
     header = run.header
-    cfg = header.get("config", {})
+    cfg, info = header.get("config", {}), header.get("encoder_info", {})
     # the datasets' own archives (a run may name datasets of both); the run's --archive otherwise
     archives = sorted({str(r.get("archive") or header.get("archive", "ucr")).upper() for r in run.records})
     archive = " and ".join(archives) or str(header.get("archive", "ucr")).upper()
@@ -316,8 +316,7 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     blocks.append(("p", (
         f"Preset `{cfg.get('preset', 'default')}`. "
         f"Encoder `{cfg.get('encoder')}`{_args(cfg.get('encoder_args'))} ({header.get('weights')}), "
-        f"{header.get('encoder_info', {}).get('input_size', '?')} px input, "
-        f"{header.get('encoder_info', {}).get('precision', '?')} on {header.get('encoder_info', {}).get('device', '?')}, "
+        f"{info.get('input_size', '?')} px input, {info.get('precision', '?')} on {info.get('device', '?')}, "
         f"renderer `{cfg.get('renderer')}`"
         f"{_args(cfg.get('renderer_params'))}, "
         f"pool `{cfg.get('pool')}`, head `{cfg.get('head')}` (C={cfg.get('C')}), layers `{cfg.get('layers')}`, "

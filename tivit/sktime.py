@@ -203,14 +203,14 @@ class _Recipe:
         )
 
 
-def _encoder_of(est: Any):
+def _encoder_of(est: Any, recipe: _Recipe):
     """The estimator's encoder, rebuilt from its identity after unpickling."""
     slot = est._encoder_slot
     if slot.encoder is None:
         from tivit.encoders import load_encoder_from_identity
 
-        precision = get_preset(est.preset).precision_for(est.precision)
-        slot.encoder = load_encoder_from_identity(est.encoder_identity_, device=est.device, precision=precision)
+        slot.encoder = load_encoder_from_identity(est.encoder_identity_, device=est.device,
+                                                  precision=recipe.precision)
     return slot.encoder
 
 
@@ -475,7 +475,7 @@ class TiViTClassifier(BaseClassifier):
         recipe = _Recipe(self)
         panel = _check_channels(_to_panel(X), getattr(self, "n_channels_", None))
         panel = recipe.prepare(panel, self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
-        emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
+        emb = recipe.extract(self, _encoder_of(self, recipe), panel, self.layers_)
         if self.mode_ == "mix":
             return emb.values
         features = emb.values.reshape(emb.n, -1)
@@ -667,7 +667,7 @@ class TiViTTransformer(BaseTransformer):
         recipe = _Recipe(self)
         length = self.n_timepoints_ if recipe.unequal_length != "own-length" else None
         panel = recipe.prepare(_check_channels(_to_panel(X), getattr(self, "n_channels_", None)), length)
-        emb = recipe.extract(self, _encoder_of(self), panel, self.layers_)
+        emb = recipe.extract(self, _encoder_of(self, recipe), panel, self.layers_)
         columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
         # rows keep the input's instance ids, so a FeatureUnion (`+`) aligns them with other features
         return pd.DataFrame(emb.values.reshape(emb.n, -1), columns=columns, index=_instance_index(X))
