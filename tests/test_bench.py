@@ -628,3 +628,16 @@ def test_a_cv_where_every_layer_ties_warns(tmp_path):
                          search_trials=0)
     with pytest.warns(UserWarning, match=r"Lonely: every layer scores 0\.000 .*1 series in the smallest class"):
         evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+
+
+def test_folder_lock_without_fcntl_runs_the_block_once(tmp_path, monkeypatch):
+    """Windows has no fcntl: the lock is skipped, and the run must not fall through to it afterwards."""
+    import sys
+
+    from tivit.bench import _exclusive
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl -> ImportError
+    ran = []
+    with _exclusive(tmp_path / "out"):
+        ran.append(True)
+    assert ran == [True]
