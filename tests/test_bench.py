@@ -251,6 +251,21 @@ def test_bench_input_errors(tmp_path):
     assert "BasicMotions" in resolve_datasets("all", archive="uea")
 
 
+def test_all_with_a_data_folder_means_that_folder(tmp_path, monkeypatch):
+    """'all' over a user's archive added every bundled set (and sktime's UnitTest) to the run."""
+    from tivit.bench import BenchError, resolve_datasets
+
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Mine").mkdir(exist_ok=True)
+        (tmp_path / "Mine" / f"Mine_{split}.tsv").write_text("1\t1\t2\n2\t2\t1\n")
+    assert resolve_datasets("all", data_dir=tmp_path) == ["Mine"]
+    monkeypatch.setenv("TIVIT_DATA", str(tmp_path))
+    assert resolve_datasets("all") == ["Mine"]
+    assert resolve_datasets("Mine,GunPoint") == ["Mine", "GunPoint"]  # names still reach the bundled sets
+    with pytest.raises(BenchError, match=f"no UEA datasets found in {tmp_path}"):
+        resolve_datasets("all", archive="uea")
+
+
 def test_prepare_panel_matches_the_classifier_policies():
     """The bench's padding/missing policies are the estimator's: same panels for every policy."""
     from tivit.data import prepare_panel

@@ -305,3 +305,113 @@ def test_ts_labels_outside_the_header_class_list_are_refused(tmp_path):
         load_dataset("ArrowHead", data_dir=tmp_path)
     (folder / "ArrowHead_TEST.ts").write_text(text)
     assert load_dataset("ArrowHead", data_dir=tmp_path).y_test[-1] in ("0", "1", "2")
+
+
+# --- archives and files as users have them --------------------------------------------------
+
+
+def test_the_archive_original_wins_over_its_adjusted_copy(tmp_path):
+    """UCR 2018 ships padded, interpolated copies of its unequal-length sets one folder deeper; a
+    depth-first search found them first for names sorting after 'Missing...' (PLAID)."""
+    archive = tmp_path / "UCRArchive_2018"
+    _write_split(archive / "Zed", "Zed", "TRAIN", ["1\t1\t2\tNaN", "2\t1\t2\t3"])
+    _write_split(archive / "Zed", "Zed", "TEST", ["1\t1\t2\t3"])
+    adjusted = archive / "Missing_value_and_variable_length_datasets_adjusted" / "Zed"
+    _write_split(adjusted, "Zed", "TRAIN", ["1\t1\t2\t2.5", "2\t1\t2\t3"])
+    _write_split(adjusted, "Zed", "TEST", ["1\t1\t2\t3"])
+    ds = load_dataset("Zed", data_dir=tmp_path)
+    assert ds.path == archive / "Zed" and not ds.equal_length
+    assert load_dataset("Zed", data_dir=adjusted.parent).equal_length  # still reachable on purpose
+
+
+def test_uea_arff_channel_files_and_hidden_files_are_not_datasets(tmp_path):
+    folder = tmp_path / "Ring"
+    for split in ("TRAIN", "TEST"):
+        for name in ("Ring", "RingDimension1", "RingDimension2", "._Ring"):
+            _write_split(folder, name, split, ["1\t1\t2"])
+        _write_split(tmp_path / "AloneDimension1", "AloneDimension1", split, ["1\t1\t2"])
+    assert {i.name for i in list_datasets(tmp_path) if i.source == "data-dir"} == {"Ring", "AloneDimension1"}
+
+
+def test_a_name_differing_only_in_case_follows_the_search_order(tmp_path):
+    _write_split(tmp_path / "gunpoint", "gunpoint", "TRAIN", ["1\t1\t2", "2\t2\t1"])
+    _write_split(tmp_path / "gunpoint", "gunpoint", "TEST", ["1\t1\t2"])
+    for name in ("GunPoint", "gunpoint"):
+        assert load_dataset(name, data_dir=tmp_path).source == "data-dir"
+    names = [i.name for i in list_datasets(tmp_path)]
+    assert "gunpoint" in names and "GunPoint" not in names
+    _write_split(tmp_path / "GUNPOINT", "GUNPOINT", "TRAIN", ["1\t1\t2"])  # two in one folder: say so
+    _write_split(tmp_path / "GUNPOINT", "GUNPOINT", "TEST", ["1\t1\t2"])
+    assert load_dataset("GUNPOINT", data_dir=tmp_path).path.name == "GUNPOINT"  # exact case wins
+    with pytest.raises(DatasetError, match="'GunPoint' is ambiguous"):
+        load_dataset("GunPoint", data_dir=tmp_path)
+
+
+def test_an_incomplete_user_copy_is_reported_not_listed(tmp_path):
+    from tivit.data import incomplete_datasets
+
+    _write_split(tmp_path / "GunPoint", "GunPoint", "TRAIN", ["1\t1\t2"])
+    assert "GunPoint" not in {i.name for i in list_datasets(tmp_path)}  # not the bundled one either
+    assert incomplete_datasets(tmp_path) == [tmp_path / "GunPoint" / "GunPoint_TRAIN.tsv"]
+    out = _tivit("datasets", "--data-dir", str(tmp_path))
+    assert "not loadable" in out.stdout and "GunPoint_TRAIN.tsv" in out.stdout.replace("\n", "")
+
+
+def test_text_encodings(tmp_path):
+    folder = tmp_path / "Enc"
+    folder.mkdir()
+    (folder / "Enc_TRAIN.tsv").write_bytes("1\t1\t2\n2\t2\t1\n".encode("utf-8-sig"))  # Excel's byte-order mark
+    assert list(read_split(folder / "Enc_TRAIN.tsv")[1]) == ["1", "2"]
+    (folder / "Enc_TEST.tsv").write_bytes("caf\xe9\t1\t2\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"Enc_TEST\.tsv: not UTF-8 text"):
+        read_split(folder / "Enc_TEST.tsv")
+    (folder / "Enc_TEST.tsv").write_text("1,1,2\n")
+    with pytest.raises(DatasetError, match="look comma-separated"):
+        read_split(folder / "Enc_TEST.tsv")
+
+
+def test_labels_keep_their_identity(tmp_path):
+    """Integers beyond 2**53 stayed distinct only as text; '1.50' and '1.5' are one class like '1.0'
+    and '1'; labels differing in case are different classes."""
+    path = tmp_path / "L_TRAIN.tsv"
+    path.write_text("9007199254740993\t1\n9007199254740992\t2\n1.50\t3\n1.5\t4\n+1\t5\n1.0\t6\nA\t7\na\t8\n")
+    assert list(read_split(path)[1]) == ["9007199254740993", "9007199254740992", "1.5", "1.5", "1", "1", "A", "a"]
+
+
+def _ts(path: Path, body: str, header: str = "@classLabel true A a 'cl b'") -> Path:
+    path.write_text(f"% made by a test\n@problemName T\n@univariate true\n@equalLength true\n{header}\n@data\n{body}")
+    return path
+
+
+def test_ts_files_read_as_written(tmp_path):
+    """Blank lines and comments in the data, a space after the label's colon, quoted labels listed in
+    the header, and labels' case (aeon's reader lowercased them and stopped at a blank line)."""
+    X, y = read_split(_ts(tmp_path / "T_TRAIN.ts", "1,2,3:A\n\n# a comment\n4,?,6: a\n7,8,9:cl b\n\n\n"))
+    assert list(y) == ["A", "a", "cl b"]
+    np.testing.assert_array_equal(X[:, 0], [[1, 2, 3], [4, np.nan, 6], [7, 8, 9]])
+    multi = _ts(tmp_path / "M_TRAIN.ts", "1,2,3:4,5:A\n", header="@equalLength false\n@classLabel true A")
+    np.testing.assert_array_equal(read_split(multi)[0][0], [[1, 2, 3], [4, 5, np.nan]])  # channels of one series
+    with pytest.raises(DatasetError, match=r"T_TRAIN\.ts, line 8: 'x' is not a number"):
+        read_split(_ts(tmp_path / "T_TRAIN.ts", "1,2,3:A\n1,x,3:A\n"))
+    with pytest.raises(DatasetError, match=r"line 8: 2 channels, but the series before have 1"):
+        read_split(_ts(tmp_path / "T_TRAIN.ts", "1,2,3:A\n1,2:3,4:A\n"))
+    with pytest.raises(DatasetError, match="time-stamped series"):
+        read_split(_ts(tmp_path / "T_TRAIN.ts", "(0,1):A\n", header="@timeStamps true\n@classLabel true A"))
+    with pytest.warns(UserWarning, match="1 series .* end in missing values although the file declares @equalLength"):
+        read_split(_ts(tmp_path / "T_TRAIN.ts", "1,2,3:A\n1,2,?:A\n"))
+
+
+def test_arff_comments_and_blank_lines_in_the_data(tmp_path):
+    path = tmp_path / "R_TRAIN.arff"
+    path.write_text("@relation R\n@attribute t0 numeric\n@attribute t1 numeric\n@attribute target {Up,down}\n"
+                    "@data\n1,2,Up\n% a comment\n\n3,4,down\n")
+    X, y = read_split(path)
+    np.testing.assert_array_equal(X[:, 0], [[1, 2], [3, 4]])
+    assert list(y) == ["Up", "down"]
+
+
+def test_values_beyond_float32_are_refused_naming_the_series(tmp_path):
+    path = tmp_path / "Big_TRAIN.tsv"
+    path.write_text("1\t1\t2\n2\t1e39\t2\n1\tinf\t2\n")
+    with pytest.raises(DatasetError, match=r"Big_TRAIN\.tsv: series 1 have values beyond float32's range"):
+        read_split(path)

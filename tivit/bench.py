@@ -224,9 +224,10 @@ def resolve_datasets(spec: str | Sequence[str], archive: str = "ucr", data_dir: 
     Args:
         spec: ``"all"``, ``"GunPoint,Coffee"`` or a list of names.
         archive: ``"ucr"`` or ``"uea"``; selects the datasets of ``"all"``.
-        data_dir: folder searched before the bundled datasets.
+        data_dir: folder searched before the bundled datasets (default ``$TIVIT_DATA``); with one,
+            ``"all"`` means the datasets of that folder only.
     """
-    from tivit.data import find_dataset, list_datasets
+    from tivit.data import find_dataset, list_datasets, search_locations
 
     archive = str(archive).lower()
     if archive not in ARCHIVES:
@@ -236,9 +237,12 @@ def resolve_datasets(spec: str | Sequence[str], archive: str = "ucr", data_dir: 
     if not names:
         raise BenchError("no datasets given; pass names (GunPoint,Coffee) or 'all'")
     if len(names) == 1 and names[0].lower() == "all":
-        found = [i.name for i in list_datasets(data_dir) if i.archive == archive]
+        user = [path for source, path in search_locations(data_dir) if source == "data-dir"]
+        # with a data folder, 'all' is that folder's archive, not it plus every bundled set
+        found = [i.name for i in list_datasets(data_dir) if i.archive == archive and (not user or i.source == "data-dir")]
         if not found:
-            raise BenchError(f"no {archive.upper()} datasets found (see `tivit datasets`)")
+            where = f" in {user[0]}" if user else ""
+            raise BenchError(f"no {archive.upper()} datasets found{where} (see `tivit datasets`)")
         return found
     out: list[str] = []
     for name in names:

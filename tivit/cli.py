@@ -261,7 +261,7 @@ def datasets(
     from rich.markup import escape
     from rich.table import Table
 
-    from tivit.data import DatasetError, list_datasets
+    from tivit.data import DatasetError, incomplete_datasets, list_datasets
 
     archive = _archive(archive)
     try:
@@ -278,6 +278,9 @@ def datasets(
     for info in infos:
         table.add_row(*(escape(str(v)) for v in (info.name, info.archive, info.source, info.path)))
     _console().print(table)
+    for train in incomplete_datasets(data_dir):
+        _console().print(f"[yellow]not loadable:[/] {escape(str(train))} has no TEST file beside it "
+                         "(and hides any later copy of that dataset)")
 
 
 @app.command()
@@ -598,7 +601,7 @@ def _summary_table(title: str, header: list[str], rows: list[list[str]]):
 
 @app.command()
 def bench(
-    datasets_: str = typer.Option("all", "--datasets", help="Dataset names (GunPoint,Coffee) or all (of --archive)."),
+    datasets_: str = typer.Option("all", "--datasets", help="Dataset names (GunPoint,Coffee) or all (of --archive; in --data-dir when given)."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.csv, summary.csv, runs.jsonl, config.json."),
     archive: str = typer.Option("ucr", help="ucr or uea: which datasets 'all' means."),
     preset: str = typer.Option(

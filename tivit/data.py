@@ -19,13 +19,19 @@ Archives are searched in this order, first match wins:
 from __future__ import annotations
 
 import difflib
+import math
+import shlex
+import tempfile
 import importlib.util
 import os
+import re
 import sys
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -158,16 +164,20 @@ def search_locations(data_dir: str | os.PathLike | None = None) -> list[tuple[st
 
 
 def _candidate_folders(root: Path, max_depth: int = 3) -> Iterable[Path]:
-    stack = [(root, 0)]
-    while stack:
-        folder, depth = stack.pop()
+    """Folders under ``root``, breadth first and by name within a depth, so that a shallower copy of a
+    dataset wins: the UCR 2018 archive holds a second, padded and interpolated copy of its 15
+    unequal-length and missing-value sets in ``Missing_value_and_variable_length_datasets_adjusted/``,
+    which loses to ``<Name>/`` itself (point ``--data-dir`` at that folder to use it)."""
+    queue = deque([(root, 0)])
+    while queue:
+        folder, depth = queue.popleft()
         yield folder
         if depth < max_depth:
             try:
-                children = sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
+                children = sorted(p for p in folder.iterdir() if p.is_dir())
             except OSError:
                 continue
-            stack.extend((child, depth + 1) for child in children if not child.name.startswith((".", "_")))
+            queue.extend((child, depth + 1) for child in children if not child.name.startswith((".", "_")))
 
 
 def _archive_of(path: Path, fmt: str) -> str | None:
@@ -193,56 +203,87 @@ def _archive_of(path: Path, fmt: str) -> str | None:
     return archive
 
 
+_CHANNEL_FILE = re.compile(r"(.+)Dimension\d+")
+
+
 def _train_files(root: Path) -> Iterable[tuple[str, str, Path, Path]]:
     """``(name, format, train file, test file)`` of every ``<Name>_TRAIN.<format>`` under ``root``
-    (the test file may not exist)."""
+    (the test file may not exist).
+
+    Skipped: hidden files (macOS leaves ``._<Name>_TRAIN.tsv`` beside copied files) and the UEA
+    ``.arff`` archive's one-channel files ``<Name>Dimension<k>_TRAIN.arff``, which sit beside the
+    multivariate ``<Name>_TRAIN.arff`` they are cut from.
+    """
     for folder in _candidate_folders(root):
         for fmt in FORMATS:
             for train in sorted(folder.glob(f"*_TRAIN.{fmt}")):
                 name = train.name[: -len(f"_TRAIN.{fmt}")]
+                channel = _CHANNEL_FILE.fullmatch(name)
+                if name.startswith(".") or (channel and (folder / f"{channel[1]}_TRAIN.{fmt}").is_file()):
+                    continue
                 yield name, fmt, train, folder / f"{name}_TEST.{fmt}"
 
 
-def _datasets_in(source: str, root: Path) -> list[DatasetInfo]:
-    found: list[DatasetInfo] = []
-    for name, fmt, train, test in _train_files(root):
-        archive = _archive_of(train, fmt)
-        if archive is not None and test.is_file():
-            found.append(DatasetInfo(name, archive, source, train.parent, fmt))
-    return found
+def _scan(data_dir: str | os.PathLike | None) -> tuple[list[DatasetInfo], list[tuple[str, Path, Path]]]:
+    """The loadable datasets, and ``(name, train, missing test)`` of the TRAIN files without a TEST.
+
+    A name found in an earlier location (compared case-insensitively) hides every later copy, and
+    so does a TRAIN file without its TEST: a user folder's incomplete GunPoint is an error, not a
+    reason to load the bundled GunPoint in its place. Within one location the first complete copy
+    wins (breadth first, then the order of :data:`FORMATS`).
+    """
+    infos: list[DatasetInfo] = []
+    incomplete: list[tuple[str, Path, Path]] = []
+    claimed: set[str] = set()
+    for source, root in search_locations(data_dir):
+        complete: dict[str, DatasetInfo | None] = {}  # None: not a classification dataset
+        partial: dict[str, tuple[Path, Path]] = {}
+        for name, fmt, train, test in _train_files(root):
+            if name.casefold() in claimed or name in complete:
+                continue
+            if test.is_file():
+                archive = _archive_of(train, fmt)
+                complete[name] = None if archive is None else DatasetInfo(name, archive, source, train.parent, fmt)
+            else:
+                partial.setdefault(name, (train, test))
+        incomplete += [(name, *files) for name, files in partial.items() if name not in complete]
+        infos += [info for info in complete.values() if info is not None]
+        claimed |= {name.casefold() for name in (*complete, *partial)}
+    return infos, incomplete
 
 
 def list_datasets(data_dir: str | os.PathLike | None = None) -> list[DatasetInfo]:
     """Every dataset that :func:`load_dataset` can load, sorted by name.
 
     When a name is found in several places the first location in the search order wins
-    (see :func:`search_locations`), and within one folder the first format of :data:`FORMATS`.
+    (see :func:`search_locations`; names compared case-insensitively), and within one folder the
+    first format of :data:`FORMATS`.
     """
-    chosen: dict[str, DatasetInfo] = {}
-    for source, root in search_locations(data_dir):
-        for info in _datasets_in(source, root):
-            chosen.setdefault(info.name, info)
-    return sorted(chosen.values(), key=lambda i: i.name.lower())
+    return sorted(_scan(data_dir)[0], key=lambda i: i.name.lower())
+
+
+def incomplete_datasets(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """TRAIN files without their TEST file beside them: not loadable, and they hide later copies."""
+    return [train for _, train, _ in _scan(data_dir)[1]]
 
 
 def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> DatasetInfo:
     """Locate ``name`` (exact, then case-insensitive); an unknown name lists close matches.
 
     A train file without its test file is not a dataset, and it is an error rather than a reason to
-    load a copy from a later location (a user folder's GunPoint missing its TEST file does not fall
-    back to the bundled GunPoint).
+    load a copy from a later location (see :func:`_scan`).
     """
-    infos = list_datasets(data_dir)
-    by_name = {i.name: i for i in infos}
-    folded = {i.name.lower(): i for i in infos}
-    info = by_name.get(name) or folded.get(name.lower())
-    for source, root in search_locations(data_dir):
-        if info is not None and source == info.source:
-            return info
-        for found, _, train, test in _train_files(root):
-            if found.lower() == name.lower() and not test.is_file():
-                raise DatasetError(f"dataset {name!r}: {train} has no {test.name} beside it; a dataset needs both splits")
-    close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.6)
+    infos, incomplete = _scan(data_dir)
+    matches = [i for i in infos if i.name == name] or [i for i in infos if i.name.casefold() == name.casefold()]
+    if len(matches) > 1:
+        where = ", ".join(f"{i.name} ({i.path})" for i in matches)
+        raise DatasetError(f"dataset {name!r} is ambiguous: {where}; give the name with its exact case")
+    if matches:
+        return matches[0]
+    for found, train, test in incomplete:
+        if found.casefold() == name.casefold():
+            raise DatasetError(f"dataset {name!r}: {train} has no {test.name} beside it; a dataset needs both splits")
+    close = difflib.get_close_matches(name, [i.name for i in infos], n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     where = "; ".join(f"{src}: {path}" for src, path in search_locations(data_dir))
     raise DatasetError(
@@ -257,20 +298,39 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
 
 
 def _label_text(token: str) -> str:
-    """Labels as text; numeric labels written as floats ('1.0000e+00') become '1' so sources agree."""
+    """Labels as text. Numeric labels are compared by value, so that sources agree: '1.0000e+00',
+    '+1' and '1' are all '1', and '1.50' is '1.5'; integers are read exactly, whatever their size."""
     token = token.strip()
+    try:
+        return str(int(token))
+    except ValueError:
+        pass
     try:
         value = float(token)
     except ValueError:
         return token
-    return str(int(value)) if value.is_integer() else token
+    if not math.isfinite(value):
+        return token
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+@contextmanager
+def _text_lines(path: Path) -> Iterator[Iterable[str]]:
+    """The lines of a text data file: UTF-8, with a byte-order mark ignored (Excel and Notepad write
+    one, which would otherwise become part of the first label); another encoding is an error that
+    names the file."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            yield handle
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: not UTF-8 text ({err.reason}); save it as UTF-8") from None
 
 
 def _read_delimited(path: Path, sep: str | None) -> tuple[list[np.ndarray], list[str]]:
     """UCR 2018 .tsv (sep='\\t') and the older whitespace .txt: label, then values; NaN pads."""
     series, labels = [], []
     line, line_no = "", 0
-    with path.open(encoding="utf-8") as handle:
+    with _text_lines(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -278,17 +338,23 @@ def _read_delimited(path: Path, sep: str | None) -> tuple[list[np.ndarray], list
             while tokens and not tokens[-1].strip():  # a trailing tab is not a value
                 tokens.pop()
             if len(tokens) < 2:
-                raise DatasetError(f"{path}, line {line_no}: expected a label and at least one value")
-            try:
-                values = np.array([float(t) for t in tokens[1:]], dtype=np.float64)
-            except ValueError:
-                bad = next(t for t in tokens[1:] if not _is_float(t))
-                raise DatasetError(f"{path}, line {line_no}: {bad!r} is not a number") from None
+                hint = "; the values look comma-separated, and a UCR .tsv is tab-separated" if "," in line else ""
+                raise DatasetError(f"{path}, line {line_no}: expected a label and at least one value{hint}")
             labels.append(_label_text(tokens[0]))
-            series.append(values[None, :])
+            series.append(_numbers(path, line_no, tokens[1:])[None, :])
     if line.strip() and not line.endswith(("\n", "\r")):
         _warn_if_cut_off(path, line_no, [s.shape[1] for s in series])
     return series, labels
+
+
+def _numbers(path: Path, line_no: int, tokens: Sequence[str]) -> np.ndarray:
+    """float64 values of text tokens (``?`` is a missing value, as in .ts files), or an error naming
+    the first token that is not a number."""
+    try:
+        return np.array([np.nan if t.strip() == "?" else float(t) for t in tokens], dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if t.strip() != "?" and not _is_float(t))
+        raise DatasetError(f"{path}, line {line_no}: {bad!r} is not a number") from None
 
 
 def _warn_if_cut_off(path: Path, line_no: int, widths: list[int]) -> None:
@@ -331,43 +397,108 @@ def _is_float(token: str) -> bool:
     return True
 
 
-def _read_aeon(path: Path, fmt: str) -> tuple[list[np.ndarray] | np.ndarray, list[str]]:
-    from aeon.datasets import load_from_arff_file, load_from_ts_file
+def _read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """A ``.ts`` file of the UCR/UEA archives (read here: aeon's reader lowercases every label, which
+    merges classes 'A' and 'a', and stops at a blank line).
 
-    try:
-        if fmt == "ts":
-            X, y = load_from_ts_file(str(path))
-        else:
-            X, y = load_from_arff_file(str(path))
-    except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
-        raise DatasetError(f"{path}: cannot be read as .{fmt}: {err}") from err
-    if fmt == "ts":
-        _check_ts_labels(path, [str(label) for label in y])
-    return X, [_label_text(str(label)) for label in y]
-
-
-def _check_ts_labels(path: Path, labels: list[str]) -> None:
-    """Refuse class labels the header's ``@classLabel true ...`` does not list: a file cut inside
-    its last label (a broken download) otherwise loads with a mangled class, silently."""
-    allowed = None
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            words = line.split()
-            if not words:
+    Header lines ``@key value``, then after ``@data`` one series per line: channels separated by
+    ``:``, values by ``,`` (``?`` or NaN for a missing value), the class label last. Blank lines and
+    ``#`` comments are skipped anywhere. The channels of one series may differ in length (the
+    shorter end in NaN).
+    """
+    header: dict[str, str] = {}
+    series, labels = [], []
+    in_data = False
+    with _text_lines(path) as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
                 continue
-            key = words[0].lower()
-            if key == "@data":
-                break
-            if key == "@classlabel" and len(words) > 2 and words[1].lower() == "true":
-                allowed = set(words[2:])
-    if allowed is None:
-        return  # no class list (regression targets, or a header without one)
+            if not in_data:
+                if line.startswith("%"):  # some archive files open with arff-style comments
+                    continue
+                key, *value = line.split(maxsplit=1)
+                if not key.startswith("@"):
+                    raise DatasetError(f"{path}, line {line_no}: a series before the @data line")
+                in_data = key.lower() == "@data"
+                if in_data:
+                    _check_ts_header(path, header)
+                header[key[1:].lower()] = value[0] if value else ""
+                continue
+            *channels, label = line.split(":")
+            if not channels:
+                raise DatasetError(f"{path}, line {line_no}: expected values, then ':' and the class label")
+            if series and len(channels) != series[0].shape[0]:
+                raise DatasetError(f"{path}, line {line_no}: {len(channels)} channels, but the series before "
+                                   f"have {series[0].shape[0]}")
+            rows = [_numbers(path, line_no, channel.split(",")) for channel in channels]
+            case = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+            for k, row in enumerate(rows):
+                case[k, : len(row)] = row
+            series.append(case)
+            labels.append(label.strip().strip("'\""))
+    if not in_data:
+        raise DatasetError(f"{path}: no @data line; not a .ts file of the UCR/UEA archives")
+    _check_ts_labels(path, header.get("classlabel", ""), labels)
+    _warn_if_missing_at_end(path, header, series)
+    return series, [_label_text(label) for label in labels]
+
+
+def _check_ts_header(path: Path, header: dict[str, str]) -> None:
+    """Refuse what this reader does not read: time stamps, and files without class labels."""
+    if header.get("timestamps", "false").lower() == "true":
+        raise DatasetError(f"{path}: time-stamped series (@timeStamps true) are not supported; "
+                           "write the values without their time stamps")
+    if header.get("targetlabel", "false").lower() == "true" or not header.get("classlabel", "").lower().startswith("true"):
+        raise DatasetError(f"{path}: no class labels (@classLabel true ...): not a classification dataset")
+
+
+def _check_ts_labels(path: Path, declared: str, labels: list[str]) -> None:
+    """Refuse class labels that the header's ``@classLabel true ...`` does not list: a file cut inside
+    its last label (a broken download) otherwise loads with a mangled class, silently."""
+    try:
+        allowed = shlex.split(declared)[1:]  # labels may be quoted: @classLabel true 'cl a' 'cl b'
+    except ValueError:
+        allowed = declared.split()[1:]
     known = {word.strip("'\"").casefold() for word in allowed}  # archive files differ in case ('Standing')
-    bad = [i for i, label in enumerate(labels) if label.strip("'\"").casefold() not in known]
+    bad = [i for i, label in enumerate(labels) if label.casefold() not in known]
     if bad:
         shown = ", ".join(f"{i} ({labels[i]!r})" for i in bad[:5])
         raise DatasetError(f"{path}: series {shown} have labels that its @classLabel line does not list "
-                           f"({' '.join(sorted(allowed))}): the file may be cut off or edited")
+                           f"({' '.join(allowed)}): the file may be cut off or edited")
+
+
+def _warn_if_missing_at_end(path: Path, header: dict[str, str], series: list[np.ndarray]) -> None:
+    """A file that declares equal lengths but ends a series in missing values: tivit reads every NaN
+    tail as padding (the series is taken as shorter), not as missing values to interpolate; say so."""
+    if header.get("equallength", "").lower() != "true":
+        return
+    # a channel without any value is its own case (interpolated to zeros, or refused when all are)
+    ending = [i for i, case in enumerate(series) if (np.isnan(case[:, -1]) & ~np.isnan(case).all(axis=1)).any()]
+    if ending:
+        warnings.warn(
+            f"{path}: {len(ending)} series (first: {ending[0]}) end in missing values although the file declares "
+            "@equalLength true; a NaN tail is read as padding (a shorter series), not as missing values "
+            "to interpolate", UserWarning, stacklevel=_outside_this_module())
+
+
+def _read_arff(path: Path) -> tuple[np.ndarray | list[np.ndarray], list[str]]:
+    """An ``.arff`` file, through aeon, after dropping the blank and ``%`` comment lines that the format
+    allows in the data section and aeon would read as series."""
+    from aeon.datasets import load_from_arff_file
+
+    with _text_lines(path) as handle:
+        lines = handle.readlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().lower().startswith("@data")), len(lines))
+    kept = lines[: start + 1] + [line for line in lines[start + 1 :] if line.strip() and not line.lstrip().startswith("%")]
+    with tempfile.TemporaryDirectory() as folder:
+        clean = Path(folder) / path.name
+        clean.write_text("".join(kept), encoding="utf-8")
+        try:
+            X, y = load_from_arff_file(str(clean))
+        except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
+            raise DatasetError(f"{path}: cannot be read as .arff: {err}") from err
+    return X, [_label_text(str(label)) for label in y]
 
 
 def count_series(path: str | os.PathLike) -> int:
@@ -400,12 +531,25 @@ def read_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if fmt in ("tsv", "txt"):
         series, labels = _read_delimited(path, "\t" if fmt == "tsv" else None)
     else:
-        series, labels = _read_aeon(path, fmt)
-    X = to_panel(series)
+        series, labels = _read_ts(path) if fmt == "ts" else _read_arff(path)
+    with np.errstate(over="ignore"):
+        X = to_panel(series)
+    _check_float32_range(X, series, path)
     if X.shape[0] == 0:
         raise DatasetError(f"{path}: the split is empty (no series)")
     _check_no_empty_series(X, path)
     return X, np.asarray(labels, dtype=str)
+
+
+def _check_float32_range(X: np.ndarray, series: Sequence[np.ndarray] | np.ndarray, path: Path) -> None:
+    """Refuse finite values that float32, in which tivit holds data, turns into inf, naming the file
+    and the series (a literal inf in the file is left to the later checks of the data's policy)."""
+    rows = np.flatnonzero(np.isinf(X).any(axis=(1, 2)))
+    with np.errstate(over="ignore"):
+        rows = [i for i in rows if (np.isfinite(series[i]) & np.isinf(np.asarray(series[i], np.float32))).any()]
+    if rows:
+        raise DatasetError(f"{path}: series {', '.join(map(str, rows[:5]))} have values beyond float32's range "
+                           f"(about 3.4e38), in which tivit holds data; rescale them")
 
 
 def _check_no_empty_series(X: np.ndarray, path: Path) -> None:
