@@ -95,8 +95,10 @@ def test_a_chunk_written_under_another_chunk_size_is_never_served(tmp_path):
 
     eight = CacheEntry(four.path, {**four.record, "chunk_size": 8})  # the other process's view
     eight.write_chunk(2, np.full((8, 1, 4), 7.0, np.float32))
-    with pytest.warns(CacheWarning, match=r"holds rows \[16, 24\]"):
+    with pytest.warns(CacheWarning, match=r"written by another run with a different chunk size \(rows \[16, 24\], "
+                                          r"not \[8, 12\]\)"):
         assert four.read_chunk(2) is None
+    assert four.done() == []
 
 
 def test_corrupt_record_drops_the_entry(tmp_path):
@@ -153,3 +155,48 @@ def test_open_serves_a_complete_superset_and_resumes_an_exact_entry(tmp_path):
     assert again.path == part.path and again.chunk_size == 1 and again.done() == [0]
     cache.clear()
     assert not tmp_path.exists()
+
+
+def test_a_cache_that_cannot_be_written_is_warned_about_once(tmp_path):
+    """A read-only or full disk crashed extract; now the embeddings are computed without storing them."""
+    (tmp_path / "afile").write_text("x")
+    with pytest.warns(CacheWarning, match="cannot write to the embedding cache .*afile"):
+        assert EmbeddingCache(tmp_path / "afile" / "cache").open("ab" * 32, [1], 4, 2, _config()) is None
+    entry = EmbeddingCache(tmp_path / "ok").open("ab" * 32, [1], 4, 2, _config())
+    entry.write_chunk(0, np.ones((2, 1, 4), np.float32))
+    (entry.path / "chunk-00001.npy").mkdir()  # the next write cannot replace a folder
+    with pytest.warns(CacheWarning, match="computing the rest without storing it") as caught:
+        out = entry.write_chunk(1, np.full((2, 1, 4), 0.1, np.float32))
+        entry.write_chunk(1, np.full((2, 1, 4), 0.1, np.float32))
+    assert len(caught) == 1 and not entry.writable
+    np.testing.assert_array_equal(out, np.float32(np.float16(0.1)))  # the values as a stored chunk would be
+    with pytest.raises(ValueError, match="cache_dir is empty"):
+        cache_root("")
+
+
+def test_a_folder_or_another_width_in_place_of_a_chunk_is_corrupt(tmp_path):
+    entry = EmbeddingCache(tmp_path).open("ab" * 32, [1], n=4, chunk_size=2, config=_config())
+    entry.write_chunk(0, np.ones((2, 1, 4), np.float32))
+    entry.write_chunk(1, np.ones((2, 1, 4), np.float32))
+    with pytest.warns(CacheWarning, match=r"chunk-00000.npy \(shape \(2, 1, 4\) does not match the record's "
+                                          r"\(2, 1, 5\)"):
+        assert entry.read_chunk(0, width=5) is None
+    (entry.path / "chunk-00001.npy").unlink()
+    (entry.path / "chunk-00001.npy").mkdir()
+    with pytest.warns(CacheWarning, match="chunk-00001.npy"):
+        assert entry.read_chunk(1) is None
+    assert not (entry.path / "chunk-00001.npy").exists() and entry.done() == []
+
+
+def test_temporary_files_of_killed_writers_are_swept(tmp_path):
+    import os
+    import time
+
+    cache = EmbeddingCache(tmp_path)
+    entry = cache.open("ab" * 32, [1], n=4, chunk_size=2, config=_config())
+    old, young = entry.path / ".chunk-00001.npy.x1.tmp", entry.path / ".chunk-00001.npy.x2.tmp"
+    for path in (old, young):
+        path.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    cache.open("ab" * 32, [1], n=4, chunk_size=2, config=_config())  # resuming the entry
+    assert not old.exists() and young.exists()  # a writer at work keeps its file

@@ -129,6 +129,40 @@ def test_precision_by_name_is_recorded_and_keys_the_cache(X, tmp_path):
     assert len(list(tmp_path.rglob("record.json"))) == 2
 
 
+def test_the_cache_key_holds_the_code_versions(X, tmp_path, monkeypatch):
+    """An upgrade of tivit (renderers) or timm (model definitions, random initialisation) must not be
+    served embeddings made before it."""
+    import timm
+
+    import tivit
+
+    kwargs = dict(weights="random", encoder_args=TINY, layers=[1], cache_dir=tmp_path)
+    extract(X[:2], "tivit", "vit_small_patch16_224", **kwargs)
+    monkeypatch.setattr(tivit, "__version__", "99.0")
+    extract(X[:2], "tivit", "vit_small_patch16_224", **kwargs)
+    monkeypatch.setattr(timm, "__version__", "99.0")
+    extract(X[:2], "tivit", "vit_small_patch16_224", **kwargs)
+    assert len(list(tmp_path.rglob("record.json"))) == 3
+
+
+def test_an_unwritable_cache_still_gives_the_embeddings(enc, X, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.warns(CacheWarning, match="cannot write to the embedding cache"):
+        got = extract(X[:3], "tivit", enc, layers=[1], cache_dir=tmp_path / "afile" / "cache")
+    np.testing.assert_array_equal(got.values, extract(X[:3], "tivit", enc, layers=[1], cache_dir=False).values)
+
+
+def test_embeddings_layers_are_numbers_not_positions(enc, X):
+    emb = extract(X[:2], "tivit", enc, layers=[1, 2], cache_dir=False)
+    with pytest.raises(KeyError, match="layer numbers, not positions"):
+        emb.layer(-1)
+    with pytest.raises(TypeError, match="integer layer number"):
+        emb.layer(True)
+    picked = emb.select([2, 1])
+    assert picked.layers == (2, 1) and picked.config["layers"] == [2, 1]
+    np.testing.assert_array_equal(picked.layer(1), emb.layer(1))
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [

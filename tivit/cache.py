@@ -11,7 +11,9 @@ from it. Layout::
 
 Every file is written atomically; a chunk counts only when its sidecar exists and the checksum of
 its ``.npy`` matches, so a killed run leaves whole chunks and nothing half written. A corrupt chunk
-or record is reported with a warning naming the file, removed, and recomputed by the caller.
+or record is reported with a warning naming the file, removed, and recomputed by the caller. A cache
+that cannot be written (a read-only or full disk) is warned about once and the embeddings are
+computed without it; temporary files a killed writer left behind are removed after an hour.
 Concurrent writers (ranks of a multi-device run) write distinct chunks or identical bytes; a chunk
 written under another chunk size than the record's (two processes that opened one new entry with
 different batch settings) names other rows in its sidecar and is recomputed, never served.
@@ -26,6 +28,7 @@ import os
 import shutil
 import time
 import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,6 +38,7 @@ from tivit._atomic import atomic_write_bytes, atomic_write_json
 
 FORMAT = 1  # bump when the meaning of stored values changes
 _FLOAT16_MAX = 65000.0
+_STALE_TEMPORARY_S = 3600.0  # an atomic write's temporary file older than this was left by a killed writer
 
 
 class CacheWarning(UserWarning):
@@ -44,6 +48,8 @@ class CacheWarning(UserWarning):
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder of the embedding cache: ``cache_dir``, else ``$TIVIT_CACHE``, else the user cache dir."""
     if cache_dir is not None:
+        if not str(cache_dir).strip():  # Path("") is the current folder
+            raise ValueError("cache_dir is empty; give a folder, None for the default, or False for no cache")
         return Path(cache_dir).expanduser()
     env = os.environ.get("TIVIT_CACHE")
     if env:
@@ -71,6 +77,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _remove(path: Path) -> None:
+    """Remove a file (or a folder found in its place), as far as permissions allow."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
 def _layer_id(layers: tuple[int, ...]) -> str:
     """Name of the sub-entry folder for ``layers`` (sorted)."""
     return "layers-" + hashlib.sha256(json.dumps(list(layers)).encode()).hexdigest()[:12]
@@ -82,6 +97,7 @@ class CacheEntry:
     def __init__(self, path: Path, record: dict) -> None:
         self.path = path
         self.record = record
+        self.writable = True  # False after a failed write: the rest is computed without storing
         self.layers: tuple[int, ...] = tuple(record["layers"])
         self.n: int = int(record["n"])
         self.chunk_size: int = int(record["chunk_size"])
@@ -125,16 +141,24 @@ class CacheEntry:
         np.save(buffer, stored, allow_pickle=False)
         data = buffer.getvalue()
         npy, sidecar = self._files(chunk)
-        atomic_write_bytes(npy, data)
-        atomic_write_json(sidecar, {"sha256": _sha256(data), "rows": [rows.start, rows.stop],
-                                    "dtype": stored.dtype.name, "shape": list(stored.shape)})
+        if self.writable:
+            try:
+                atomic_write_bytes(npy, data)
+                atomic_write_json(sidecar, {"sha256": _sha256(data), "rows": [rows.start, rows.stop],
+                                            "dtype": stored.dtype.name, "shape": list(stored.shape)})
+            except OSError as err:
+                self.writable = False
+                warnings.warn(f"cannot write to the embedding cache {self.path} ({err}); computing the rest "
+                              "without storing it", CacheWarning, stacklevel=3)
         return stored.astype(np.float32)
 
-    def read_chunk(self, chunk: int) -> np.ndarray | None:
-        """The chunk as float32, or None if missing; a corrupt chunk is warned about, removed, and None."""
+    def read_chunk(self, chunk: int, width: int | None = None) -> np.ndarray | None:
+        """The chunk as float32, or None if missing; a corrupt chunk (or one of another ``width`` than the
+        caller's features) is warned about, removed, and None."""
         npy, sidecar = self._files(chunk)
         if not sidecar.exists():
             return None
+        rows = self.rows(chunk)
         try:
             meta = json.loads(sidecar.read_text())
             if not isinstance(meta, dict):
@@ -143,18 +167,22 @@ class CacheEntry:
             if _sha256(data) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             values = np.load(io.BytesIO(data), allow_pickle=False)
-            rows = self.rows(chunk)
-            if meta["rows"] != [rows.start, rows.stop]:  # written under another chunk size: other samples
-                raise ValueError(f"it holds rows {meta['rows']}, the record's chunk {chunk} is rows "
-                                 f"{[rows.start, rows.stop]}")
-            if values.shape[:2] != (rows.stop - rows.start, len(self.layers)):
-                raise ValueError(f"shape {values.shape} does not match the record")
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            other_run = meta["rows"] != [rows.start, rows.stop]
+            expected = (rows.stop - rows.start, len(self.layers), values.shape[-1] if width is None else width)
+            if not other_run and values.shape != expected:
+                raise ValueError(f"shape {values.shape} does not match the record's {expected}")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
             warnings.warn(f"corrupt cache chunk {npy} ({err}); recomputing it", CacheWarning, stacklevel=3)
-            npy.unlink(missing_ok=True)
-            sidecar.unlink(missing_ok=True)
-            return None
-        return values.astype(np.float32)
+        else:
+            if not other_run:
+                return values.astype(np.float32)
+            # two runs opened one new entry with different chunk sizes: other samples, not damage
+            warnings.warn(f"cache chunk {npy} was written by another run with a different chunk size (rows "
+                          f"{meta['rows']}, not {[rows.start, rows.stop]}); recomputing it", CacheWarning,
+                          stacklevel=3)
+        _remove(npy)
+        _remove(sidecar)
+        return None
 
 
 class EmbeddingCache:
@@ -168,9 +196,11 @@ class EmbeddingCache:
 
     def _entries(self, key: str) -> Iterable[CacheEntry]:
         folder = self._key_dir(key)
-        if not folder.is_dir():
-            return
-        for sub in sorted(folder.iterdir()):
+        try:
+            subs = sorted(folder.iterdir()) if folder.is_dir() else []
+        except OSError:  # unreadable: nothing to serve
+            subs = []
+        for sub in subs:
             record_file = sub / "record.json"
             if not record_file.exists():
                 continue
@@ -186,9 +216,10 @@ class EmbeddingCache:
                 continue
             yield entry
 
-    def open(self, key: str, layers: Iterable[int], n: int, chunk_size: int, config: dict) -> CacheEntry:
+    def open(self, key: str, layers: Iterable[int], n: int, chunk_size: int, config: dict) -> CacheEntry | None:
         """The entry to read from and fill: a complete one holding all ``layers``, else one for exactly
-        ``layers`` (existing and partly filled, to resume, or new)."""
+        ``layers`` (existing and partly filled, to resume, or new); None, with a warning, when a new
+        one cannot be written."""
         layers = tuple(sorted(int(k) for k in layers))
         exact = None
         for entry in self._entries(key):
@@ -199,6 +230,7 @@ class EmbeddingCache:
             elif set(layers) <= set(entry.layers) and entry.complete():
                 return entry
         if exact is not None:
+            _sweep_temporaries(exact.path)
             return exact
         path = self._key_dir(key) / _layer_id(layers)
         record = {
@@ -211,9 +243,26 @@ class EmbeddingCache:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "format": FORMAT,
         }
-        atomic_write_json(path / "record.json", record)
+        try:
+            atomic_write_json(path / "record.json", record)
+        except OSError as err:
+            warnings.warn(f"cannot write to the embedding cache {self.root} ({err}); computing without it "
+                          "(set TIVIT_CACHE or cache_dir to a writable folder, or cache_dir=False)",
+                          CacheWarning, stacklevel=3)
+            return None
         return CacheEntry(path, record)
 
     def clear(self) -> None:
         """Remove every cached embedding under this root."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _sweep_temporaries(folder: Path) -> None:
+    """Remove the temporary files of atomic writes that a killed process left in ``folder`` (those of
+    a writer still at work are younger than an hour)."""
+    now = time.time()
+    with suppress(OSError):
+        for tmp in folder.glob(".*.tmp"):
+            with suppress(OSError):
+                if now - tmp.stat().st_mtime > _STALE_TEMPORARY_S:
+                    tmp.unlink()

@@ -70,18 +70,26 @@ class Embeddings:
 
     def layer(self, k: int) -> np.ndarray:
         """The ``(n, channels * width)`` features of layer ``k``."""
+        return self.values[:, self._index(k)]
+
+    def _index(self, k: Any) -> int:
+        """Position of layer number ``k`` (not a position itself: ``-1`` is no layer here)."""
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"a layer is an integer layer number, got {k!r}")
         if k not in self.layers:
-            raise KeyError(f"layer {k} was not extracted; available: {list(self.layers)}")
-        return self.values[:, self.layers.index(k)]
+            hint = " (layer numbers, not positions: negative numbers are resolved by extract)" if k < 0 else ""
+            raise KeyError(f"layer {k} was not extracted; available: {list(self.layers)}{hint}")
+        return self.layers.index(k)
 
     def select(self, layers: int | Iterable[int]) -> "Embeddings":
         """The same embeddings restricted to ``layers`` (which must have been extracted), in the order given."""
-        wanted = [int(k) for k in ([layers] if isinstance(layers, (int, np.integer)) else layers)]
-        missing = [k for k in wanted if k not in self.layers]
+        wanted = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        missing = [k for k in wanted if not isinstance(k, (bool, np.bool_)) and k not in self.layers]
         if missing:
             raise KeyError(f"layers {missing} were not extracted; available: {list(self.layers)}")
-        idx = [self.layers.index(k) for k in wanted]
-        return Embeddings(self.values[:, idx], tuple(wanted), dict(self.config), self.random_weights)
+        idx = [self._index(k) for k in wanted]
+        config = dict(self.config, layers=[int(k) for k in wanted]) if "layers" in self.config else dict(self.config)
+        return Embeddings(self.values[:, idx], tuple(int(k) for k in wanted), config, self.random_weights)
 
     def __repr__(self) -> str:
         label = " RANDOM WEIGHTS" if self.random_weights else ""
@@ -232,6 +240,16 @@ class _Job:
         return out.reshape(m, c, len(self.layers), -1).transpose(0, 2, 1, 3).reshape(m, len(self.layers), -1)
 
 
+def _versions() -> dict[str, str]:
+    """The code that makes the numbers, for the cache key: a renderer fix or another timm (its random
+    initialisation, its model definitions) must not be served embeddings made before it."""
+    import timm
+
+    from tivit import __version__
+
+    return {"tivit": __version__, "timm": timm.__version__}
+
+
 def _run_chunks(job: _Job, chunks: Sequence[int], chunk_rows, entry, bar) -> dict[int, np.ndarray]:
     """Embed each chunk; with a cache entry, store it and keep the stored (float16-rounded) values."""
     done = {}
@@ -278,7 +296,10 @@ def extract(
             published recipe does.
         batch_size: images per forward pass, or ``"auto"`` (free GPU memory; 32 on CPU).
         device: ``"cpu"``, ``"cuda"``...; default: CUDA if available.
-        cache_dir: cache folder; None: ``$TIVIT_CACHE`` or the user cache dir; False: no cache.
+        cache_dir: cache folder; None: ``$TIVIT_CACHE`` or the user cache dir; False: no cache. The key
+            holds everything that changes the numbers (data, renderer, encoder identity with its
+            weights file's hash, precision, pool, norm, tivit and timm versions), but not weights a
+            user changed in place inside a built encoder: use ``cache_dir=False`` for those.
         progress: show a progress bar with ETA (also off when ``TIVIT_NO_PROGRESS=1``).
         devices: number of devices (GPUs, or CPU processes) for DDP extraction through Lightning.
         weights: ``"pretrained"``, ``"random"`` or a weights file (when ``encoder`` is a name).
@@ -323,12 +344,12 @@ def extract(
     }
     key_encoder = {k: v for k, v in identity.items() if k not in ("path", "name")}
     key = cache_key({**{k: config[k] for k in ("renderer", "precision", "pool", "norm", "data_sha256")},
-                     "encoder": key_encoder})
+                     "encoder": key_encoder, "versions": _versions()})
 
     entry = None
     if cache_dir is not False:
-        entry = EmbeddingCache(cache_dir).open(key, layers, n, chunk_size, config)
-        chunk_size = entry.chunk_size
+        entry = EmbeddingCache(cache_dir).open(key, layers, n, chunk_size, config)  # None: cannot be written
+        chunk_size = entry.chunk_size if entry is not None else chunk_size
     n_chunks = -(-n // chunk_size)
 
     def chunk_rows(i: int) -> slice:
@@ -336,8 +357,9 @@ def extract(
 
     cached: dict[int, np.ndarray] = {}
     if entry is not None:
+        width = enc.pooled_width(pool) * X.shape[1]
         for i in entry.done():
-            values = entry.read_chunk(i)
+            values = entry.read_chunk(i, width)
             if values is not None:
                 cached[i] = values
     pending = [i for i in range(n_chunks) if i not in cached]
