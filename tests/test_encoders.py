@@ -346,8 +346,68 @@ def test_auto_precision_is_fp32_on_cpu_and_chosen_again_when_unpickled(tiny):
     (dict(img_size=0), r"img_size=0: must be an integer >= 1"),
     (dict(img_size=(32, -32)), r"img_size=\(32, -32\)"),
     (dict(patch_size=True), r"patch_size=True"),
+    (dict(img_size=32, patch_size=64), r"patch_size=64 is larger than img_size=32"),
+    (dict(img_size=32, in_chans=1), r"in_chans=1: the renderers feed 3-channel images"),
+    (dict(img_size=32, embed_dim=65, num_heads=2), r"timm rejected the arguments .*divisible"),
+    (dict(img_size=32, mlp_ratio=-1), r"timm cannot build vit_small_patch16_224 .*negative dimension"),
 ])
 def test_timm_size_arguments_are_checked_first(kwargs, match):
     """depth=-1 surfaced as torch's "number of steps must be non-negative"."""
     with pytest.raises(EncoderError, match=match):
         load_encoder("vit_small_patch16_224", weights="random", device="cpu", **kwargs)
+
+
+def _pretrained_file(tmp_path, **kwargs):
+    """A checkpoint standing in for a hub download, read through timm's real pretrained loading
+    (``pretrained_cfg_overlay=dict(file=...)``): saved with an ImageNet classifier, as timm's are."""
+    import timm
+
+    torch.manual_seed(3)
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, num_classes=10)
+    path = tmp_path / "hub.pth"
+    torch.save({k: v for k, v in model.state_dict().items() if kwargs.get("head", True) or not k.startswith("head")},
+               path)
+    return model, path
+
+
+def test_pretrained_weights_must_set_every_tensor(tmp_path, images):
+    """timm loads a checkpoint non-strictly when the classifier differs (always, for a headless model):
+    a deeper model than the checkpoint kept random blocks under the label 'pretrained'."""
+    model, path = _pretrained_file(tmp_path)
+    args = dict(img_size=32, patch_size=8, pretrained_cfg_overlay=dict(file=str(path)))
+    enc = load_encoder("vit_tiny_patch16_224", weights="pretrained", depth=2, **args)
+    assert enc.weights == "pretrained" and not enc.random_weights
+    torch.testing.assert_close(enc.model.blocks[1].mlp.fc2.weight, model.blocks[1].mlp.fc2.weight)
+    with pytest.raises(EncoderWeightsError, match=r"do not fit the model built .* leave \d+ tensors unset "
+                                                  r"\(e.g. blocks\.2\."):
+        load_encoder("vit_tiny_patch16_224", weights="pretrained", depth=3, **args)
+    # a checkpoint whose classifier matches loads strictly: torch's error, reported as a misfit, not offline
+    strict = dict(args, pretrained_cfg_overlay=dict(file=str(path), num_classes=0))
+    _, headless = _pretrained_file(tmp_path, head=False)
+    strict["pretrained_cfg_overlay"]["file"] = str(headless)
+    with pytest.raises(EncoderWeightsError, match=r"do not fit the model built .* Missing key"):
+        load_encoder("vit_tiny_patch16_224", weights="pretrained", depth=3, **strict)
+    with pytest.raises(EncoderWeightsError, match=r"do not fit the model built .* size mismatch"):
+        load_encoder("vit_tiny_patch16_224", weights="pretrained", depth=2, embed_dim=96, num_heads=3, **strict)
+
+
+def test_weights_files_users_actually_have(tmp_path):
+    """Saved with another patch size (timm resampled the kernels silently), a whole pickled model, a
+    tutorial-style checkpoint, an empty file, and weights=None."""
+    args = dict(img_size=32, patch_size=8, depth=2)
+    coarse = load_encoder("vit_tiny_patch16_224", weights="random", img_size=32, patch_size=16, depth=2)
+    torch.save(coarse.model.state_dict(), tmp_path / "p16.pth")
+    with pytest.raises(EncoderWeightsError, match=r"saved with patch size \(16, 16\), .* give patch_size=16"):
+        load_encoder("vit_tiny_patch16_224", weights=tmp_path / "p16.pth", **args)
+    fine = load_encoder("vit_tiny_patch16_224", weights="random", **args)
+    torch.save(fine.model, tmp_path / "whole.pth")
+    with pytest.raises(EncoderWeightsError, match="holds a pickled object, not a state dict"):
+        load_encoder("vit_tiny_patch16_224", weights=tmp_path / "whole.pth", **args)
+    torch.save({"epoch": 3, "model_state_dict": fine.model.state_dict()}, tmp_path / "tutorial.pth")
+    with pytest.raises(EncoderWeightsError, match=r"top-level keys are \['epoch', 'model_state_dict'\]"):
+        load_encoder("vit_tiny_patch16_224", weights=tmp_path / "tutorial.pth", **args)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(EncoderWeightsError, match="is empty"):
+        load_encoder("vit_tiny_patch16_224", weights=tmp_path / "empty.pth", **args)
+    with pytest.raises(EncoderError, match="weights must be 'pretrained', 'random' or a path .* got None"):
+        load_encoder("vit_tiny_patch16_224", weights=None, **args)

@@ -520,12 +520,19 @@ def _check_sizes(kwargs: dict) -> None:
     for key in ("depth", "embed_dim", "num_heads"):
         if key in kwargs and not positive(kwargs[key]):
             raise EncoderError(f"{key}={kwargs[key]!r}: must be an integer >= 1")
+    pairs = {}
     for key in ("img_size", "patch_size"):
         if key in kwargs:
             value = kwargs[key]
             pair = tuple(value) if isinstance(value, (tuple, list)) else (value,)
             if not (1 <= len(pair) <= 2 and all(positive(v) for v in pair)):
                 raise EncoderError(f"{key}={value!r}: must be an integer >= 1 (or a pair of them)")
+            pairs[key] = pair * (3 - len(pair))
+    if len(pairs) == 2 and any(p > i for p, i in zip(pairs["patch_size"], pairs["img_size"])):
+        raise EncoderError(f"patch_size={kwargs['patch_size']!r} is larger than img_size={kwargs['img_size']!r}: "
+                           "the image would hold no patch")
+    if kwargs.get("in_chans", 3) != 3:
+        raise EncoderError(f"in_chans={kwargs['in_chans']!r}: the renderers feed 3-channel images (in_chans=3)")
 
 
 def _create(timm_name: str, pretrained: bool, kwargs: dict):
@@ -546,32 +553,86 @@ def _load_file(timm_name: str, kwargs: dict, path: Path):
     """
     import sys
 
-    import torch
     from timm.models import load_state_dict
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # whatever the checks below miss is at least the same on every load
-        model = _create(timm_name, False, kwargs)
+    if path.stat().st_size == 0:
+        raise EncoderWeightsError(f"weights file {path} is empty")
+    model = _build(timm_name, kwargs, seed=0)  # whatever the checks below miss is at least the same on every load
     try:
         state = load_state_dict(str(path), use_ema=True, device="cpu")
+        _check_patch_size(state, model, path)
         convert = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
         if convert is not None:
             state = convert(state, model)
         result = model.load_state_dict(state, strict=False)
+    except EncoderWeightsError:
+        raise
     except Exception as err:  # torch, safetensors and pickle each fail in their own way on a bad file
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise EncoderWeightsError(f"weights file {path} does not fit {timm_name}: {first}") from err
+        if "weights_only" in str(err):  # a whole pickled model, not a state dict
+            raise EncoderWeightsError(f"weights file {path} holds a pickled object, not a state dict: save "
+                                      "model.state_dict() (or a .safetensors file) instead") from err
+        raise EncoderWeightsError(f"weights file {path} does not fit {timm_name}: {_load_error(err)}") from err
     missing = [k for k in result.missing_keys if not k.startswith("head")]
     if missing:
+        used = [k for k in model.state_dict() if not k.startswith("head") and k not in result.missing_keys]
+        hint = ("give the timm name and arguments the file was saved from" if used else
+                f"none of its tensors has a name of the model; its top-level keys are {_top_keys(path)}")
         raise EncoderWeightsError(
             f"weights file {path} does not fit {timm_name}: it leaves {len(missing)} of its tensors unset "
-            f"(e.g. {', '.join(missing[:3])}); give the timm name and arguments the file was saved from"
+            f"(e.g. {', '.join(missing[:3])}); {hint}"
         )
     unused = [k for k in result.unexpected_keys if not k.startswith("head")]
     if unused:
         warnings.warn(f"weights file {path}: {len(unused)} tensors are not used by {timm_name} with {kwargs} "
                       f"(e.g. {', '.join(unused[:3])})", stacklevel=3)
     return model
+
+
+def _build(timm_name: str, kwargs: dict, seed: int, pretrained: bool = False):
+    """``timm.create_model`` under a fixed seed; timm's refusals of the arguments (asserts, negative
+    sizes) become :class:`EncoderError` naming them."""
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return _create(timm_name, pretrained, kwargs)
+    except (TypeError, AssertionError, ValueError) as err:
+        raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err or type(err).__name__}") from err
+    except RuntimeError as err:
+        if pretrained:
+            raise
+        raise EncoderError(f"timm cannot build {timm_name} with {kwargs}: {_load_error(err)}") from err
+
+
+def _load_error(err: BaseException) -> str:
+    """The telling line of a loading error: torch's begins with "Error(s) in loading state_dict for
+    VisionTransformer:" and names the tensors on the lines after it."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    telling = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    return (telling or lines or [type(err).__name__])[0][:300]
+
+
+def _top_keys(path: Path) -> list[str]:
+    """The top-level keys of a torch checkpoint (what wraps its state dict), for an error message."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - only for a message
+        return []
+    return sorted(map(str, obj))[:8] if isinstance(obj, dict) else []
+
+
+def _check_patch_size(state: dict, model, path: Path) -> None:
+    """Refuse a file saved with another patch size: timm's conversion would resample its patch
+    kernels to the model's without a word, and the features would no longer be the file's model."""
+    saved = state.get("patch_embed.proj.weight")
+    built = getattr(getattr(model.patch_embed, "proj", None), "weight", None)
+    if saved is not None and built is not None and tuple(saved.shape[-2:]) != tuple(built.shape[-2:]):
+        raise EncoderWeightsError(
+            f"weights file {path} was saved with patch size {tuple(saved.shape[-2:])}, the model is built with "
+            f"{tuple(built.shape[-2:])}: give patch_size={saved.shape[-1]} (the file's architecture)")
 
 
 def load_encoder(
@@ -602,8 +663,8 @@ def load_encoder(
         EncoderError: unknown name (with close matches), not a ViT-family model, bad precision.
         EncoderWeightsError: pretrained weights cannot be had, or the weights file is missing or does not fit.
     """
-    import torch
-
+    if not isinstance(weights, (str, os.PathLike)):
+        raise EncoderError(f"weights must be 'pretrained', 'random' or a path to a weights file, got {weights!r}")
     display, timm_name, kwargs = _resolve_name(name)
     kwargs.update(timm_kwargs)
     device = _check_device(device) if device is not None else _default_device()
@@ -617,9 +678,7 @@ def load_encoder(
         if shape_only is not None:
             _check_family(shape_only, timm_name)
         if weights == "random":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                model = _create(timm_name, False, kwargs)
+            model = _build(timm_name, kwargs, seed)
             weights_label = f"random(seed={int(seed)})"
         elif weights == "pretrained":
             model = _load_pretrained(display, timm_name, kwargs)
@@ -634,7 +693,7 @@ def load_encoder(
             sha = sha256_file(path)
             model = _load_file(timm_name, kwargs, path)
             weights_label = f"file:{sha[:12]}"
-    except TypeError as err:
+    except (TypeError, AssertionError) as err:
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
     if shape_only is None:
         _check_family(model, timm_name)
@@ -666,7 +725,7 @@ def _weightless(timm_name: str, kwargs: dict):
         with torch.random.fork_rng(devices=[]), torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # timm's own warnings come once, from the real build
             return _create(timm_name, False, kwargs)
-    except TypeError:
+    except (TypeError, AssertionError):
         raise  # timm rejected the arguments: reported by the caller
     except Exception:  # noqa: BLE001 - e.g. .item() at construction; judged after the real build instead
         return None
@@ -683,23 +742,67 @@ def _check_family(model, timm_name: str) -> None:
 
 
 def _load_pretrained(display: str, timm_name: str, kwargs: dict):
+    """The model with timm's pretrained weights, every tensor but the classifier from them.
+
+    timm loads a checkpoint non-strictly whenever its classifier differs from the model's, which it
+    always does for tivit's headless models, and only logs what it left unset: asked for a deeper or
+    otherwise changed architecture (``depth=``, ``qk_norm=True``...), CLIP's checkpoints loaded with
+    random blocks, labelled pretrained. Every load is recorded and such a model refused.
+    """
     try:
-        return _create(timm_name, True, kwargs)
-    except (OSError, RuntimeError) as err:
-        text = str(err)
-        if isinstance(err, RuntimeError) and "size mismatch" in text:
-            raise
+        with _recorded_loads() as loads:
+            model = _build(timm_name, kwargs, seed=0, pretrained=True)
+    except RuntimeError as err:
+        if "No pretrained weights" in str(err):
+            raise _unavailable(display, timm_name, err, "timm has no pretrained weights for this name "
+                                                        "(give a tag, e.g. name.tag)") from err
+        reason = _load_error(err) if "loading state_dict" in str(err) else str(err).strip()[:300]
+        raise _misfit(display, timm_name, kwargs, reason) from err
+    except OSError as err:  # the hub or its cache: the weights cannot be had
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         why = "HF_HUB_OFFLINE is set and they are not in the local cache" if offline else (
             "the hub cannot be reached and they are not in the local cache")
-        if "No pretrained weights" in text:
-            why = "timm has no pretrained weights for this name (give a tag, e.g. name.tag)"
-        raise EncoderWeightsError(
-            f"pretrained weights for {display} ({timm_name}) cannot be loaded: {why}. "
-            f"Either pass weights=PATH to a local .safetensors/.pth file (CLI: --weights PATH), "
-            f"or weights='random' (CLI: --weights random) for seeded random weights, labelled 'random' "
-            f"in every result. [{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}]"
-        ) from err
+        raise _unavailable(display, timm_name, err, why) from err
+    missing = sorted({k for result in loads for k in result.missing_keys if not k.startswith("head")})
+    if missing:
+        raise _misfit(display, timm_name, kwargs, f"they leave {len(missing)} tensors unset "
+                                                   f"(e.g. {', '.join(missing[:3])}), which would stay random")
+    return model
+
+
+def _unavailable(display: str, timm_name: str, err: BaseException, why: str) -> EncoderWeightsError:
+    text = str(err)
+    return EncoderWeightsError(
+        f"pretrained weights for {display} ({timm_name}) cannot be loaded: {why}. "
+        f"Either pass weights=PATH to a local .safetensors/.pth file (CLI: --weights PATH), "
+        f"or weights='random' (CLI: --weights random) for seeded random weights, labelled 'random' "
+        f"in every result. [{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}]")
+
+
+def _misfit(display: str, timm_name: str, kwargs: dict, reason: str) -> EncoderWeightsError:
+    return EncoderWeightsError(
+        f"pretrained weights for {display} ({timm_name}) do not fit the model built with {kwargs}: {reason}; "
+        "drop the arguments that change its architecture, or use weights=PATH or 'random'")
+
+
+@contextlib.contextmanager
+def _recorded_loads():
+    """Collect what every ``load_state_dict`` during the block returns (its missing keys)."""
+    import torch
+
+    original = torch.nn.Module.load_state_dict
+    results: list = []
+
+    def recording(module, *args, **kwargs):
+        result = original(module, *args, **kwargs)
+        results.append(result)
+        return result
+
+    torch.nn.Module.load_state_dict = recording
+    try:
+        yield results
+    finally:
+        torch.nn.Module.load_state_dict = original
 
 
 def load_encoder_from_identity(
@@ -714,7 +817,9 @@ def load_encoder_from_identity(
     if weights == "file":
         path = identity.get("path")
         if not path or not Path(path).is_file():
-            raise EncoderWeightsError(f"weights file {path!r} recorded for {identity.get('name')} is gone")
+            raise EncoderWeightsError(
+                f"weights file {path!r} recorded for {identity.get('name')} (sha256 "
+                f"{str(identity.get('sha256'))[:12]}) is gone; put that file back at this path")
         sha = sha256_file(Path(path))
         if sha != identity.get("sha256"):
             raise EncoderWeightsError(
