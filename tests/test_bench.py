@@ -640,9 +640,11 @@ def test_a_cv_where_every_layer_ties_warns(tmp_path):
                  y_test=np.array(list("abcdef")))
     enc = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
     config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
-                         search_trials=0)
-    with pytest.warns(UserWarning, match=r"Lonely: every layer scores 0\.000 .*1 series in the smallest class"):
-        evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+                         search_trials=3)
+    with pytest.warns(UserWarning, match=r"Lonely: every layer scores 0\.000 .*1 series in the smallest class.*"
+                                         r"no search is run"):
+        result = evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+    assert result["tivit"]["searched"] is None  # every trial would score 0: the search refuses such labels
 
 
 def test_folder_lock_without_fcntl_runs_the_block_once(tmp_path, monkeypatch):

@@ -108,6 +108,45 @@ def test_evaluate_search_scores_test_once_with_the_chosen_layer():
     assert accuracy == pytest.approx(np.mean(choice.predict(head, Xt) == yt))
 
 
+def test_a_resumed_study_draws_what_an_uninterrupted_one_draws(tmp_path):
+    """A fresh sampler's RNG restarted from the seed: a resumed study repeated its first trials."""
+    X, y = _planted()
+    kwargs = dict(seed=0, n_splits=3, prune=False)
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    search_layer(X, y, n_trials=8, storage=whole, study_name="s", **kwargs)
+    parts = f"sqlite:///{tmp_path / 'parts.db'}"
+    search_layer(X, y, n_trials=4, storage=parts, study_name="s", **kwargs)
+    search_layer(X, y, n_trials=8, storage=parts, study_name="s", resume=True, **kwargs)
+
+    def params(url):
+        import optuna
+
+        return [t.params for t in optuna.load_study(study_name="s", storage=url).get_trials()]
+
+    assert params(parts) == params(whole)
+    assert len({tuple(sorted(p.items())) for p in params(parts)}) == 8
+    # other data under the same study: refused, never mixed
+    with pytest.raises(SearchError, match=r"different settings \(train_sha256\)"):
+        search_layer(X, y[::-1], n_trials=9, storage=parts, study_name="s", resume=True, **kwargs)
+    with pytest.raises(SearchError, match="already exists"):
+        search_layer(X, y, n_trials=9, storage=parts, study_name="s", **kwargs)
+    memory = search_layer(X, y, n_trials=2, storage="sqlite:///:memory:", **kwargs)  # crashed: tables dropped
+    assert memory.n_trials == 2
+
+
+def test_search_layer_refuses_what_it_cannot_score():
+    X, y = _planted()
+    bad = X.copy()
+    bad[0, 1, 3] = np.nan  # one value: fp16 overflow in a cache, say
+    with pytest.raises(SearchError, match=r"NaN or inf in layers \[2\]"):
+        search_layer(bad, y, n_trials=2)
+    with pytest.raises(SearchError, match="every one of the 8 classes has a single training series"):
+        search_layer(X[:8], np.arange(8), n_trials=2)
+    with pytest.raises(SearchError, match=r"layers \[1, 1, 2, 3, 4\] repeat a layer"):
+        search_layer(X, y, layers=[1, 1, 2, 3, 4], n_trials=2)
+    assert search_layer(X, y, heads="linear", n_trials=2, n_splits=3).head == "linear"  # a string is one head
+
+
 def test_a_storage_that_cannot_be_opened_is_a_search_error(tmp_path):
     from tivit.search import _rdb_storage
 
@@ -256,6 +295,22 @@ def test_renderer_choices_cost_one_pass_each(gunpoint, enc, monkeypatch):
     assert sum(calls) == result.embedding_passes * len(gunpoint.y_train)
     assert result.best_config["renderer_params"]["stride"] in (0.5, 1.0)
     assert result.best_config["layer"] in (2, 3)
+
+
+def test_length_rules_follow_the_training_series_and_are_recorded(gunpoint, enc):
+    """A loaded panel is as wide as the longer split; a '2sqrt' rule took the test split's width."""
+    from types import SimpleNamespace
+
+    from tivit.search import search
+
+    X = np.full((len(gunpoint.y_train), 1, 200), np.nan, dtype=np.float32)
+    X[:, :, :150] = gunpoint.X_train  # as if a test series were 200 long
+    data = SimpleNamespace(name="gp", X_train=X, y_train=gunpoint.y_train)
+    result = search(data, enc, space={"renderer_params": {"tivit": {"segment": ["2sqrt"]}}}, n_trials=1, score_test=False, cache_dir=False,
+                     progress=False)
+    assert result.best_config["renderer_config"]["segment"] == round(2 * np.sqrt(150))
+    with pytest.raises(SearchError, match="no X_test/y_test"):  # said before the search, not after
+        search(data, enc, n_trials=1, cache_dir=False, progress=False)
 
 
 def test_same_seed_same_best_trial(gunpoint, enc):

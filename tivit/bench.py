@@ -326,15 +326,17 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
         t0 = time.perf_counter()
         choice = choose_layer(fit_values, y_fit, layers, random_state=seed)
         timing["cv_seconds"] = time.perf_counter() - t0
-        smallest = int(np.bincount(np.unique(y_fit, return_inverse=True)[1]).min())
+        counts = np.bincount(np.unique(y_fit, return_inverse=True)[1])
+        smallest, scorable = int(counts.min()), int(counts.max()) >= 2
         if smallest < 2 and len(set(choice.scores.values())) == 1 and len(layers) > 1:
             # classes of one series (Fungi): a held-out one is absent from its fold's fit part, so the
             # folds cannot tell the layers apart
             warnings.warn(f"{ds.name}: every layer scores {next(iter(choice.scores.values())):.3f} in cross-validation "
-                          f"on train ({smallest} series in the smallest class): the cv layer (and a searched one) "
-                          "is a tie-break, not a choice", stacklevel=2)
+                          f"on train ({smallest} series in the smallest class): the cv layer is a tie-break, not a "
+                          f"choice{'' if scorable else ', and no search is run (nothing for it to score)'}",
+                          stacklevel=2)
         searched = None
-        if config.search_trials:
+        if config.search_trials and scorable:
             from tivit.search import evaluate_search
 
             t0 = time.perf_counter()

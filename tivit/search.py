@@ -25,6 +25,7 @@ embeddings already in memory: ``TiViTClassifier(layer="auto")`` and ``tivit benc
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -348,9 +349,25 @@ def _quiet_optuna() -> Iterator[None]:
 def _sampler(seed: int):
     import optuna
 
+    class TrialSeededTPESampler(optuna.samplers.TPESampler):
+        """TPE whose randomness at trial k is seeded from ``(seed, k)``.
+
+        A sampler's random state is not in the storage: a resumed study got a fresh sampler whose
+        RNG started from the seed again and drew the first trials' parameters a second time. Seeded
+        per trial, an interrupted and resumed study draws what an uninterrupted one draws (the rest
+        of TPE's state is the trial history, which the storage holds).
+        """
+
+        def before_trial(self, study, trial) -> None:
+            for holder in (self, getattr(self, "_random_sampler", None)):  # TPE, and its start-up sampler
+                rng = getattr(getattr(holder, "_rng", None), "rng", None)
+                if rng is not None:
+                    rng.seed([int(seed) % 2**32, trial.number])
+            super().before_trial(study, trial)
+
     # group=True: conditional parameters (C only for linear heads, layer not for layer_mix) are
     # modelled jointly within each group instead of falling back to independent sampling.
-    return optuna.samplers.TPESampler(seed=int(seed), multivariate=True, group=True)
+    return TrialSeededTPESampler(seed=int(seed), multivariate=True, group=True)
 
 
 def _pruner(prune: bool):
@@ -391,7 +408,7 @@ def _rdb_storage(url: str) -> "optuna.storages.RDBStorage":
     except (SQLAlchemyError, OSError, ValueError) as err:  # a folder that does not exist, a server that is down
         reason = str(getattr(err, "orig", None) or err).splitlines()[0]
         raise SearchError(f"cannot open the study storage {url!r}: {reason}") from err
-    if url.startswith("sqlite:"):
+    if url.startswith("sqlite:") and ":memory:" not in url:  # disposing would drop an in-memory database
         from sqlalchemy import event
 
         event.listen(storage.engine, "connect", _sqlite_pragmas)
@@ -431,6 +448,8 @@ def open_study(
     try:
         durable = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
                                       load_if_exists=bool(resume))
+    except optuna.exceptions.StorageInternalError as err:
+        raise SearchError(f"the study storage {_storage_label(storage)} failed: {err}") from err
     except optuna.exceptions.DuplicatedStudyError:
         raise SearchError(
             f"study {study_name!r} already exists in {_storage_label(storage)}; "
@@ -438,8 +457,9 @@ def open_study(
         ) from None
     meta = json.loads(json.dumps(meta, default=str))  # as the storage will hand it back
     old = durable.user_attrs.get("tivit")
-    if isinstance(old, dict) and "precision" in meta:
-        old = {"precision": meta["precision"], **old}  # studies from before it was recorded did not say
+    for later in ("precision", "train_sha256"):
+        if isinstance(old, dict) and later in meta:
+            old = {later: meta[later], **old}  # studies from before it was recorded did not say
     if old is None:
         durable.set_user_attr("tivit", meta)
     elif old != meta:
@@ -542,6 +562,8 @@ class LayerSearch:
 
 
 def _as_values(features, layers: Sequence[int] | None) -> tuple[np.ndarray, tuple[int, ...]]:
+    if layers is not None and len(set(layers)) != len(layers):
+        raise SearchError(f"layers {list(layers)} repeat a layer")
     if hasattr(features, "values") and hasattr(features, "layers"):
         values, have = np.asarray(features.values), tuple(int(k) for k in features.layers)
         if layers is not None and tuple(layers) != have:
@@ -549,14 +571,28 @@ def _as_values(features, layers: Sequence[int] | None) -> tuple[np.ndarray, tupl
             if missing:
                 raise SearchError(f"layers {missing} are not in the embeddings (have {list(have)})")
             values, have = values[:, [have.index(k) for k in layers]], tuple(layers)
-        return values, have
-    values = np.asarray(features)
-    if values.ndim != 3:
-        raise SearchError(f"features must be (n, layers, d), got shape {values.shape}")
-    have = tuple(range(1, values.shape[1] + 1)) if layers is None else tuple(int(k) for k in layers)
-    if len(have) != values.shape[1]:
-        raise SearchError(f"{len(have)} layer numbers given for {values.shape[1]} layers of features")
+    else:
+        values = np.asarray(features)
+        if values.ndim != 3:
+            raise SearchError(f"features must be (n, layers, d), got shape {values.shape}")
+        have = tuple(range(1, values.shape[1] + 1)) if layers is None else tuple(int(k) for k in layers)
+        if len(have) != values.shape[1]:
+            raise SearchError(f"{len(have)} layer numbers given for {values.shape[1]} layers of features")
+    bad = ~np.isfinite(values).all(axis=(0, 2)) if np.issubdtype(values.dtype, np.number) else None
+    if bad is None or bad.any():
+        which = "not numbers" if bad is None else f"NaN or inf in layers {[have[i] for i in np.flatnonzero(bad)]}"
+        raise SearchError(f"features hold {which}: a head cannot be fitted on them")
     return values, have
+
+
+def _check_cv_can_score(y: np.ndarray) -> None:
+    """Refuse labels whose every class has a single training series: each held-out series' class is
+    then missing from its fold's fit part, every trial scores 0, and the "best" is trial 0's."""
+    counts = np.unique(np.asarray(y), return_counts=True)[1]
+    if len(counts) > 1 and counts.max() < 2:
+        raise SearchError(f"every one of the {len(counts)} classes has a single training series: no "
+                          "cross-validation fold can score a trial; choose the layer without a search "
+                          "(e.g. layer=<int>)")
 
 
 def search_layer(
@@ -573,6 +609,7 @@ def search_layer(
     prune: bool = True,
     storage: Any = None,
     study_name: str | None = None,
+    resume: bool = False,
     progress: bool = False,
 ) -> LayerSearch:
     """Choose layer and head regularisation by cross-validation on the embeddings given (train only).
@@ -592,8 +629,10 @@ def search_layer(
         prune: stop hopeless trials after a few folds (median pruner).
         storage: Optuna storage (None: in memory).
         study_name: name of the study in ``storage``.
+        resume: continue an existing study of that name (same features, labels, space and seed).
         progress: show a progress bar.
     """
+    from tivit.cache import data_digest
     from tivit.cv import cv_folds
 
     values, layers = _as_values(features, layers)
@@ -602,20 +641,33 @@ def search_layer(
         raise SearchError(f"{len(y)} labels for {values.shape[0]} samples")
     if int(n_trials) < 1:
         raise SearchError(f"n_trials must be >= 1, got {n_trials}")
-    space = SearchSpace(layers=layers, heads=tuple(heads), C=tuple(C))
+    _check_cv_can_score(y)
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+    space = SearchSpace(layers=layers, heads=heads, C=tuple(C))
     folds = cv_folds(y, n_splits, seed=seed, max_repeats=max_repeats)
     store = _EmbeddingStore(_no_encoder)
     store.put(("tivit", (), "mean"), values, layers)
     start = time.perf_counter()
     with _quiet_optuna():
+        meta = {"kind": "layer", "seed": seed, "space": space.to_dict(), "n_folds": len(folds),
+                "train_sha256": _train_digest(values, y, data_digest)}
         study, keep = open_study(study_name or f"layer-search-seed{seed}", storage, seed=seed, prune=prune,
-                                 resume=False, meta={"kind": "layer", "seed": seed})
+                                 resume=resume, meta=meta)
         _run(study, _objective(space, layers, store, y, folds, seed, prune), n_trials, progress, "layer search",
              keep)
     best = study.best_trial
     config = suggest(_fixed(best.params), space, layers)
     return LayerSearch(config.layer, config.C, config.head, config, float(best.value), layer_scores(study),
                        _finished(study), len(folds), time.perf_counter() - start, tuple(layers), int(seed))
+
+
+def _train_digest(X: np.ndarray, y: np.ndarray, data_digest) -> str:
+    """sha256 of training inputs and labels: a study resumed on other data (a dataset of the same
+    name from another folder, or relabelled) must be refused, not mixed with the first one's trials."""
+    import hashlib
+
+    labels = hashlib.sha256("\x1f".join(map(str, np.asarray(y).tolist())).encode()).hexdigest()
+    return hashlib.sha256((data_digest(np.asarray(X)) + labels).encode()).hexdigest()
 
 
 def _no_encoder(config: TrialConfig):
@@ -656,8 +708,10 @@ class SearchResult:
 
     Attributes:
         dataset: dataset name.
-        best_params: Optuna parameters of the best trial.
-        best_config: the same as a :class:`TrialConfig` dict (renderer params, head kwargs).
+        best_params: Optuna parameters of the best trial, as sampled (``C`` before rounding).
+        best_config: what was used, as a :class:`TrialConfig` dict (renderer params, head kwargs,
+            ``C`` rounded), plus ``renderer_config``: the renderer's full config with length rules
+            (``segment="2sqrt"``) resolved for this training split.
         cv_score: mean cross-validated accuracy of the best trial on TRAIN.
         test_score: accuracy on TEST of the best configuration refit on all of train (None if not scored).
         n_trials: finished trials in the study (all runs); trials: counts per state.
@@ -832,7 +886,14 @@ def search(
     from tivit.embed import extract
     from tivit.encoders import FrozenEncoder, check_pool, load_encoder, resolve_layers
 
+    from tivit.cache import data_digest
+    from tivit.data import series_lengths
+
     data = _load(dataset, data_dir)
+    # looked up without reading them: the test split stays unread until the search is over
+    if score_test and any(inspect.getattr_static(data, attr, None) is None for attr in ("X_test", "y_test")):
+        raise SearchError(f"{type(data).__name__} has no X_test/y_test to score once the search is over; "
+                          "give them, or pass score_test=False")
     name = str(getattr(data, "name", "dataset"))
     if isinstance(space, dict):
         space = SearchSpace.from_dict(space)
@@ -857,8 +918,12 @@ def search(
         raise SearchError(f"search space: unknown renderers {unknown}; choose from {', '.join(renderers.METHODS)}")
 
     X_train, y_train = data.X_train, np.asarray(data.y_train)
+    _check_cv_can_score(y_train)
     folds = cv_folds(y_train, n_splits, seed=seed, max_repeats=max_repeats)
-    length = int(np.asarray(X_train).shape[-1])
+    # the longest TRAINING series sets length rules ('2sqrt'): a loaded panel is as wide as the
+    # longer of both splits, and the train-only score must not depend on the test split
+    panel = np.asarray(X_train, dtype=np.float32)
+    length = int(series_lengths(panel if panel.ndim == 3 else panel[:, None]).max())
     for method in space.renderers:  # fail on a bad renderer parameter now, not in trial 37
         for pname, values in space.params_of(method):
             for value in values:
@@ -875,6 +940,7 @@ def search(
     meta = {
         "dataset": name,
         "n_train": int(len(y_train)),
+        "train_sha256": _train_digest(X_train, y_train, data_digest),
         "encoder": enc.identity(),
         "precision": enc.precision,
         "space": space.to_dict(),
@@ -906,7 +972,9 @@ def search(
         test_seconds = time.perf_counter() - t0
 
     result = SearchResult(
-        dataset=name, best_params=dict(best.params), best_config=config.to_dict(), cv_score=float(best.value),
+        dataset=name, best_params=dict(best.params),
+        best_config={**config.to_dict(), "renderer_config": _renderer(config, length).to_dict()},
+        cv_score=float(best.value),
         test_score=test_score, n_trials=_finished(study), trials=_counts(study), trials_this_run=ran,
         seconds=seconds, embed_seconds=store.seconds, test_seconds=test_seconds, embedding_passes=store.passes,
         layer_scores=layer_scores(study), encoder=enc.identity(), weights=enc.weights,
