@@ -362,7 +362,13 @@ def test_paper_preset_runs_the_encoder_in_fp32_as_published(monkeypatch):
     (elsewhere bf16 autocast on CUDA), and a precision asked for by name still wins."""
     import tivit.encoders
 
+    import weakref
+
+    import tivit.sktime
+
     monkeypatch.setattr(tivit.encoders, "_default_precision", lambda device: "bf16")  # as on a GPU
+    # an encoder another test built on this worker resolved 'auto' without the stand-in: not shared here
+    monkeypatch.setattr(tivit.sktime, "_LIVE_ENCODERS", weakref.WeakValueDictionary())
     X_train, y_train, _, _ = _subset(load_dataset("GunPoint"), 12, 6)
     paper = TiViTClassifier(**TINY, preset="paper").fit(X_train, y_train)
     default = TiViTClassifier(**TINY, layer=1).fit(X_train, y_train)
