@@ -19,13 +19,13 @@ Archives are searched in this order, first match wins:
 from __future__ import annotations
 
 import difflib
-import math
-import shlex
-import tempfile
 import importlib.util
+import math
 import os
 import re
+import shlex
 import sys
+import tempfile
 import warnings
 from collections import deque
 from contextlib import contextmanager
@@ -492,8 +492,10 @@ def _read_arff(path: Path) -> tuple[np.ndarray | list[np.ndarray], list[str]]:
     start = next((i for i, line in enumerate(lines) if line.strip().lower().startswith("@data")), len(lines))
     kept = lines[: start + 1] + [line for line in lines[start + 1 :] if line.strip() and not line.lstrip().startswith("%")]
     with tempfile.TemporaryDirectory() as folder:
-        clean = Path(folder) / path.name
-        clean.write_text("".join(kept), encoding="utf-8")
+        clean = path
+        if len(kept) < len(lines):  # a cleaned copy only where something was dropped
+            clean = Path(folder) / path.name
+            clean.write_text("".join(kept), encoding="utf-8")
         try:
             X, y = load_from_arff_file(str(clean))
         except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
