@@ -647,6 +647,28 @@ def test_a_cv_where_every_layer_ties_warns(tmp_path):
     assert result["tivit"]["searched"] is None  # every trial would score 0: the search refuses such labels
 
 
+def test_the_cv_layer_is_chosen_with_the_runs_C(monkeypatch):
+    """--C changed the per-layer heads but not the cv choice, which always used C=1."""
+    import tivit.heads
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import load_dataset
+    from tivit.encoders import load_encoder
+
+    seen = []
+    original = tivit.heads.choose_layer
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("C"), kwargs.get("max_iter")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tivit.heads, "choose_layer", spy)
+    enc = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         search_trials=0, C=0.01, max_iter=50)
+    evaluate_dataset(load_dataset("Coffee"), enc, config, cache_dir=False, progress=False)
+    assert seen == [(0.01, 50)]
+
+
 def test_folder_lock_without_fcntl_runs_the_block_once(tmp_path, monkeypatch):
     """Windows has no fcntl: the lock is skipped, and the run must not fall through to it afterwards."""
     import sys

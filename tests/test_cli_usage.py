@@ -103,6 +103,21 @@ def test_embed_precision_is_used_and_a_bad_one_refused(tmp_path):
     assert not (tmp_path / "b.npz").exists()
 
 
+def test_embed_under_the_paper_preset_runs_fp32_as_published(tmp_path, monkeypatch):
+    """'auto' means fp32 under --preset paper (bench and the estimators did so; embed took bf16 on a GPU)."""
+    import tivit.encoders
+    from tivit.embed import Embeddings
+
+    monkeypatch.setattr(tivit.encoders, "_default_precision", lambda device: "bf16")  # as on a GPU
+    args = ["embed", "--dataset", "GunPoint", "--split", "train", "--no-cache", "--layers", "1",
+            "--encoder", "vit_small_patch16_224", "--weights", "random", "--encoder-args", "img_size=32,depth=2"]
+    for preset, expected in (("paper", "fp32"), ("default", "bf16")):
+        out = tmp_path / f"{preset}.npz"
+        result = runner.invoke(app, [*args, "--preset", preset, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert Embeddings.load(out).config["precision"] == expected
+
+
 # 2: paths, names and messages are printed as text, not rich markup
 
 

@@ -379,3 +379,11 @@ def test_paper_preset_runs_the_encoder_in_fp32_as_published(monkeypatch):
     again = pickle.loads(pickle.dumps(paper))
     again.predict(X_train[:2])
     assert again._encoder_slot.encoder.precision == "fp32"
+
+
+def test_search_trials_only_matter_to_the_auto_layer():
+    """search_trials=0 (bench's 'no search') failed a fit whose layer is fixed, where it is unused."""
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 12, 6)
+    TiViTClassifier(**TINY, layer=2, search_trials=0).fit(X_train, y_train).predict(X_test)
+    with pytest.raises(ValueError, match="search_trials must be a positive integer"):
+        TiViTClassifier(**TINY, layer="auto", search_trials=0).fit(X_train, y_train)

@@ -324,7 +324,7 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
             predict_s[k], fit_s[k] = time.perf_counter() - t1, t1 - t0
             accuracy[k] = _accuracy(pred, y_test)
         t0 = time.perf_counter()
-        choice = choose_layer(fit_values, y_fit, layers, random_state=seed)
+        choice = choose_layer(fit_values, y_fit, layers, C=config.C, max_iter=config.max_iter, random_state=seed)
         timing["cv_seconds"] = time.perf_counter() - t0
         counts = np.bincount(np.unique(y_fit, return_inverse=True)[1])
         smallest, scorable = int(counts.min()), int(counts.max()) >= 2

@@ -42,7 +42,8 @@ class Embeddings:
 
     Attributes:
         values: float32 ``(n, len(layers), channels * width)``.
-        layers: layer numbers (0 = token embedding, k = output of block k), ascending.
+        layers: layer numbers (0 = token embedding, k = output of block k): ascending from
+            :func:`extract`, in the order given after :meth:`select`.
         config: how they were made (renderer, encoder identity, weights, pool, norm, ...).
         random_weights: True when the encoder had random weights: such numbers mean nothing about
             a pretrained model, and every printout says so.

@@ -279,7 +279,8 @@ class FrozenEncoder:
     def identity(self) -> dict:
         """JSON-able description that rebuilds this encoder (:func:`load_encoder_from_identity`).
 
-        Keys the embedding cache (without ``path``) and is what a pickled classifier stores.
+        Keys the embedding cache (without ``path`` and ``name``: a moved file or another name for the
+        same model keeps the key) and is what a pickled classifier stores.
         """
         ident: dict[str, Any] = {
             "name": self.name,

@@ -905,6 +905,8 @@ def search(
             raise TypeError(f"weights, encoder_args and precision only apply when the encoder is given by name; "
                             f"this encoder has {encoder.weights} and runs in {encoder.precision}")
         enc = encoder
+        if device is not None and str(device) != enc.device:  # as extract() does
+            enc.to(device)
     else:
         enc = load_encoder(encoder, weights=weights, device=device, seed=seed, precision=precision,
                            **(encoder_args or {}))

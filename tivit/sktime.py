@@ -388,7 +388,8 @@ class TiViTClassifier(BaseClassifier):
         if isinstance(layer, str) and layer == "paper":
             return "fixed", (paper_layer(depth),)
         if isinstance(layer, str):
-            raise ValueError(f"layer={layer!r} is not understood; use an int, a list of ints, 'auto' or 'mix'")
+            raise ValueError(f"layer={layer!r} is not understood; use an int, a list of ints, 'auto', 'mix' or "
+                             "'paper' (the published layer: 14 of 32, scaled to the encoder's depth)")
         return "fixed", resolve_layers(layer, depth)
 
     def _fit(self, X, y):
@@ -401,7 +402,9 @@ class TiViTClassifier(BaseClassifier):
         if head not in HEADS or head == "layer_mix":
             raise ValueError(f"head={head!r} is not a head; choose 'linear' or 'mlp' (layer='mix' uses layer_mix)")
         trials = self.search_trials
-        if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        layer = self.layer if self.layer is not None else recipe.preset.layer
+        wrong = isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1
+        if wrong and isinstance(layer, str) and layer == "auto":  # unused for any other layer
             raise ValueError(f"search_trials must be a positive integer (trials of the layer='auto' search), "
                              f"got {trials!r}")
         panel = _to_panel(X)
