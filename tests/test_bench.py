@@ -680,3 +680,25 @@ def test_folder_lock_without_fcntl_runs_the_block_once(tmp_path, monkeypatch):
     with _exclusive(tmp_path / "out"):
         ran.append(True)
     assert ran == [True]
+
+
+def test_a_baseline_that_cannot_run_costs_its_cells_not_the_dataset():
+    """MiniRocket refuses series shorter than 9 (UEA PenDigits has 8): the dataset failed, tivit's
+    numbers with it, and a run could only be finished under another --out."""
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import Dataset
+    from tivit.encoders import load_encoder
+
+    rng = np.random.default_rng(0)
+    ds = Dataset(name="Short", archive="uea", source="test", X_train=rng.standard_normal((8, 2, 8)).astype(np.float32),
+                 y_train=np.array(list("aabbaabb")), X_test=rng.standard_normal((4, 2, 8)).astype(np.float32),
+                 y_test=np.array(list("abab")))
+    enc = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()),
+                         baselines=("minirocket",), search_trials=0)
+    with pytest.warns(UserWarning, match=r"Short: baseline minirocket failed \(ValueError: .*length"):
+        record = evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+    assert record["status"] == "done" and record["tivit"]["accuracy"]
+    assert record["baselines"] == [{"model": "minirocket", "accuracy": None, "fit_seconds": None,
+                                    "predict_seconds": None, "error": record["baselines"][0]["error"]}]
+    assert not [row for row in record["results"] if row["model"] == "minirocket"]

@@ -385,3 +385,34 @@ def test_out_of_memory_is_one_error_line(monkeypatch, capsys):
     monkeypatch.setattr(renderers, "render", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):  # other errors are not disguised as memory
         main()
+
+
+def test_bench_summary_title_counts_the_table_after_a_resume(tmp_path, monkeypatch):
+    """'1 datasets' stood above a table of 20 rows when one dataset was added to a resumed run; a
+    resume with nothing left to run printed no table at all."""
+    import json
+    from types import SimpleNamespace
+
+    from tivit._atomic import atomic_append_lines, atomic_write_json
+
+    out = tmp_path / "b"
+    names = ["GunPoint", "Coffee", "Beef"]
+    atomic_write_json(out / "config.json", {"config": {"baselines": []}, "datasets": names, "model": "tivit-x",
+                                            "random_weights": True})
+    seconds = {"1": 0.1}
+    atomic_append_lines(out / "runs.jsonl", [json.dumps({
+        "dataset": n, "status": "done", "results": [], "summary": [], "baselines": [],
+        "tivit": {"accuracy": {"1": 0.5}, "cv_layer": 1, "last_layer": 1, "oracle_layer": 1,
+                  "fit_seconds": seconds, "predict_seconds": seconds}}) for n in names])
+
+    def fake_run_bench(datasets, out_dir, config, **kwargs):
+        records = [] if datasets == "Beef" else [{"dataset": "Beef"}]
+        return SimpleNamespace(skipped=["GunPoint", "Coffee"] + (["Beef"] if not records else []), records=records,
+                               failed=[], results_csv=out / "r.csv", summary_csv=out / "s.csv", random_weights=True)
+
+    monkeypatch.setattr("tivit.bench.run_bench", fake_run_bench)
+    for datasets in ("GunPoint,Coffee,Beef", "Beef"):
+        result = runner.invoke(app, ["bench", "--datasets", datasets, "--out", str(out), "--resume", "--no-report",
+                                     *TINY])
+        assert result.exit_code == 0, result.output
+        assert "3 datasets" in result.output and "1 datasets" not in result.output, result.output

@@ -46,7 +46,8 @@ def test_matches_render_then_encode(enc, X):
     images = renderers.render_for_encoder(X[:, 0], "tivit", enc.input_size, enc.mean, enc.std)
     want = enc.forward_layers(images, [0, 2]).numpy()
     assert emb.values.shape == (7, 2, enc.width) and emb.values.dtype == np.float32
-    np.testing.assert_allclose(emb.values, want, atol=1e-5, rtol=1e-5)
+    # values come back as the cache stores them: float16-rounded (one float16 step is 2**-10 relative)
+    np.testing.assert_allclose(emb.values, want, atol=1e-5, rtol=2**-10)
     assert emb.layers == (0, 2)
 
 
@@ -61,7 +62,7 @@ def test_channels_are_concatenated_in_order(enc, X):
 def test_batch_size_does_not_change_values(enc, X):
     a = extract(X, "tivit", enc, layers="all", cache_dir=False, batch_size=1)
     b = extract(X, "tivit", enc, layers="all", cache_dir=False, batch_size=5)
-    np.testing.assert_allclose(a.values, b.values, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-5, rtol=2**-10)  # at most a float16 step apart
 
 
 def test_interior_nan_is_interpolated_and_tail_padding_kept(enc, X):
@@ -143,6 +144,17 @@ def test_the_cache_key_holds_the_code_versions(X, tmp_path, monkeypatch):
     monkeypatch.setattr(timm, "__version__", "99.0")
     extract(X[:2], "tivit", "vit_small_patch16_224", **kwargs)
     assert len(list(tmp_path.rglob("record.json"))) == 3
+
+
+def test_the_cache_never_changes_the_numbers(enc, X, tmp_path):
+    """Cached values are float16-rounded; uncached ones were not, so a bench run with --no-cache and
+    its resume with the cache mixed two roundings (0.7086 against 0.7029 on ArrowHead)."""
+    off = extract(X, "tivit", enc, layers=[1, 2], cache_dir=False, chunk_size=3)
+    first = extract(X, "tivit", enc, layers=[1, 2], cache_dir=tmp_path, chunk_size=3)
+    again = extract(X, "tivit", enc, layers=[1, 2], cache_dir=tmp_path, chunk_size=3)
+    np.testing.assert_array_equal(off.values, first.values)
+    np.testing.assert_array_equal(off.values, again.values)
+    np.testing.assert_array_equal(off.values, off.values.astype(np.float16).astype(np.float32))
 
 
 def test_an_unwritable_cache_still_gives_the_embeddings(enc, X, tmp_path):

@@ -178,3 +178,52 @@ def test_report_title_names_the_datasets_own_archives(tmp_path):
             record["archive"] = "uea"
     (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert "on 4 UCR and UEA datasets" in write_report(folder, tmp_path / "rep").markdown.read_text()
+
+
+def test_a_partial_run_failed_baselines_and_uneven_means_are_said(tmp_path):
+    """An interrupted run looked complete; a failed baseline, or a summary missing on some datasets,
+    gave means over other datasets side by side with nothing said."""
+    folder = _make_run(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    atomic_write_json(folder / "config.json", {**config, "datasets": [*config["datasets"], "Later"]})
+    lines = (folder / "runs.jsonl").read_text().splitlines()
+    broken = json.loads(lines[-1])
+    broken["baselines"] = [{"model": "minirocket", "accuracy": None, "fit_seconds": None, "predict_seconds": None,
+                            "error": "ValueError: MiniRocket needs series of length >= 9, got 8"}]
+    (folder / "runs.jsonl").write_text("\n".join([*lines[:-1], json.dumps(broken)]) + "\n")
+    md = write_report(folder).markdown.read_text()
+    assert "on 4 of 5 UCR datasets" in md and "Partial run: 4 of 5 datasets finished; not run yet: Later." in md
+    assert "Failed baselines (their cells stay empty): NotInTheReferences: minirocket (ValueError: MiniRocket" in md
+    mean_row = next(line for line in md.splitlines() if line.startswith("| **mean**"))
+    assert "(3 of 4)" in mean_row  # minirocket's mean is over 3 datasets
+    assert "mean rank (3 datasets)" in md
+
+
+def test_dataset_names_are_shown_as_named(tmp_path):
+    folder = _make_run(tmp_path, run={"Odd<b>&Name": RUN["GunPoint"], "Star**Bold**": RUN["Coffee"]})
+    files = write_report(folder)
+    md, page = files.markdown.read_text(), files.html.read_text()
+    assert "| Odd\\<b\\>&Name |" in md and "| Star\\*\\*Bold\\*\\* |" in md
+    assert "<td class=''>Odd&lt;b&gt;&amp;Name</td>" in page and "<td class=''>Star**Bold**</td>" in page
+    assert "<td class=''><b>mean</b></td>" in page
+
+
+def test_a_finished_line_without_its_tivit_entry_is_corrupt(tmp_path):
+    folder = _make_run(tmp_path)
+    atomic_append_lines(folder / "runs.jsonl", [json.dumps({"dataset": "X", "status": "done", "results": [],
+                                                            "summary": []})])
+    with pytest.raises(ReportError, match="without its results, summary and tivit entries"):
+        load_run(folder)
+
+
+def test_summary_rows_name_a_layer_only_beside_a_number(tmp_path):
+    from tivit.report import summary_rows
+
+    folder = _make_run(tmp_path)
+    lines = (folder / "runs.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    records[1]["tivit"]["searched"] = {"layer": 2, "C": 1.0, "accuracy": 0.8}  # one dataset searched, the rest not
+    (folder / "runs.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    header, rows = summary_rows(load_run(folder))
+    col = header.index("tivit searched")
+    assert [row[col] for row in rows] == ["0.8000 (L2)", "", "", "", "0.8000 (1 of 4)"]

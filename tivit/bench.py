@@ -368,7 +368,14 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     if config.baselines:
         B_train, B_test = prepare_baseline_panel(ds.X_train, ds.X_test)
         for b in config.baselines:
-            res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed)
+            try:
+                res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed)
+            except Exception as err:  # noqa: BLE001 - a baseline that cannot run costs its cells, not tivit's
+                error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                warnings.warn(f"{ds.name}: baseline {b} failed ({error}); its cells stay empty", stacklevel=2)
+                baselines.append({"model": b, "accuracy": None, "fit_seconds": None, "predict_seconds": None,
+                                  "error": error})
+                continue
             baselines.append(asdict(res))
             base_tag = {"weights": "", "random_weights": False}
             results.append({**common, "model": b, "layer": "", "accuracy": res.accuracy, **base_tag,
@@ -446,8 +453,9 @@ def _run_record_problem(record: Any) -> str | None:
     if not isinstance(record.get("dataset"), str) or record.get("status") not in ("done", "failed"):
         return "no dataset name and done/failed status"
     if record["status"] == "done" and not (isinstance(record.get("results"), list)
-                                           and isinstance(record.get("summary"), list)):
-        return "a finished dataset without its results and summary rows"
+                                           and isinstance(record.get("summary"), list)
+                                           and isinstance(record.get("tivit"), dict)):
+        return "a finished dataset without its results, summary and tivit entries"
     return None
 
 

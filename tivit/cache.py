@@ -77,6 +77,18 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _storage_dtype(values: np.ndarray) -> type:
+    """float16, unless a value would overflow it."""
+    big = values.size and float(np.nanmax(np.abs(values))) > _FLOAT16_MAX
+    return np.float32 if big else np.float16
+
+
+def as_stored(values: np.ndarray) -> np.ndarray:
+    """``values`` (float32) as a cache chunk holds them: what :func:`tivit.embed.extract` returns
+    without a cache too, so that caching never changes the numbers."""
+    return np.asarray(values).astype(_storage_dtype(values)).astype(np.float32)
+
+
 def _remove(path: Path) -> None:
     """Remove a file (or a folder found in its place), as far as permissions allow."""
     if path.is_dir() and not path.is_symlink():
@@ -135,8 +147,7 @@ class CacheEntry:
         expected = (rows.stop - rows.start, len(self.layers))
         if values.shape[:2] != expected:
             raise ValueError(f"chunk {chunk} must have shape {expected} + (D,), got {values.shape}")
-        big = values.size and float(np.nanmax(np.abs(values))) > _FLOAT16_MAX
-        stored = np.ascontiguousarray(values, dtype=np.float32 if big else np.float16)
+        stored = np.ascontiguousarray(values, dtype=_storage_dtype(values))
         buffer = io.BytesIO()
         np.save(buffer, stored, allow_pickle=False)
         data = buffer.getvalue()

@@ -579,7 +579,8 @@ def _bench_line(record: dict, index: int, total: int, eta: float | None) -> str:
         s = t["searched"]
         parts.append(f"searched {s['accuracy']:.3f} (L{s['layer']}" + (f", C={s['C']:.3g})" if s.get("C") else ")"))
     parts.append(f"oracle {acc[str(t['oracle_layer'])]:.3f} (L{t['oracle_layer']})")
-    parts += [f"{b['model']} {b['accuracy']:.3f}" for b in record.get("baselines", [])]
+    parts += [f"{b['model']} " + (f"{b['accuracy']:.3f}" if b.get("accuracy") is not None else "failed")
+              for b in record.get("baselines", [])]
     rw = " [red]RANDOM WEIGHTS[/]" if t.get("random_weights") else ""
     left = f"  ETA {eta / 60:.1f} min" if eta else ""
     return f"{head}  {escape(' | '.join(parts))}{rw}  ({record['seconds']:.1f} s){left}"
@@ -680,9 +681,9 @@ def bench(
         _fail(str(err))
     if run.skipped:
         _say(f"resumed: {len(run.skipped)} finished datasets kept ({', '.join(run.skipped)})")
-    if run.records:
+    if run.records or run.skipped:
         header, rows = summary_rows(load_run(out))
-        title = f"{len(run.records)} datasets" + (_red("RANDOM WEIGHTS") if run.random_weights else "")
+        title = f"{len(rows) - 1} datasets" + (_red("RANDOM WEIGHTS") if run.random_weights else "")  # less the mean row
         console.print(_summary_table(title, header, rows))
         if report:
             files = write_report(out)

@@ -8,8 +8,9 @@ encoder, and an interrupted run resumes where it stopped.
 
 Each channel of a multivariate series is rendered as its own image; the channel vectors are
 concatenated, so ``Embeddings.values`` has shape ``(n, layers, channels * pooled_width)``, channel
-major (channel 0's vector first). With the cache on, the values returned are the stored float16
-values (as float32), so a first run and a cached run give the same numbers.
+major (channel 0's vector first). The values returned are rounded as the cache stores them (float16,
+as float32), with the cache on or off: a first run, a cached run and an uncached run give the same
+numbers (``tivit bench --no-cache`` and a resumed cached run could otherwise mix two roundings).
 
 Multi-device (``devices=N``) runs through Lightning Fabric with DDP. Like every DDP launch, it
 re-runs the calling script in N-1 new processes: call it from a script file under an
@@ -252,11 +253,13 @@ def _versions() -> dict[str, str]:
 
 
 def _run_chunks(job: _Job, chunks: Sequence[int], chunk_rows, entry, bar) -> dict[int, np.ndarray]:
-    """Embed each chunk; with a cache entry, store it and keep the stored (float16-rounded) values."""
+    """Embed each chunk and keep its values as the cache stores them (float16-rounded), stored or not."""
+    from tivit.cache import as_stored
+
     done = {}
     for i in chunks:
         values = job.embed(chunk_rows(i), bar)
-        done[i] = entry.write_chunk(i, values) if entry is not None else values
+        done[i] = entry.write_chunk(i, values) if entry is not None else as_stored(values)
     return done
 
 

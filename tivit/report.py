@@ -163,7 +163,7 @@ def accuracy_table(run: RunData) -> tuple[list[str], list[str], np.ndarray, dict
     rows = []
     for r in run.records:
         t = r["tivit"]
-        base = {b["model"]: b["accuracy"] for b in r.get("baselines", [])}
+        base = {b["model"]: b["accuracy"] for b in r.get("baselines", []) if b.get("accuracy") is not None}
         row = []
         for col in tivit_columns:
             if col == "tivit searched":
@@ -247,7 +247,8 @@ def plot_layers(run: RunData, path: str | os.PathLike) -> Path:
     mean = [np.mean([c[k] for c in curves.values() if k in c]) for k in all_layers]
     ax.plot(all_layers, mean, color="C0", linewidth=2.5, marker="o", label=f"{run.model}: mean over datasets")
     for i, b in enumerate(run.baselines):
-        accs = [x["accuracy"] for r in run.records for x in r.get("baselines", []) if x["model"] == b]
+        accs = [x["accuracy"] for r in run.records for x in r.get("baselines", [])
+                if x["model"] == b and x.get("accuracy") is not None]
         if accs:
             ax.axhline(np.mean(accs), color=f"C{i + 1}", linestyle="--", label=f"{b}: mean")
     ax.set_xlabel("layer (k = output of block k)")
@@ -310,7 +311,10 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
     # the datasets' own archives (a run may name datasets of both); the run's --archive otherwise
     archives = sorted({str(r.get("archive") or header.get("archive", "ucr")).upper() for r in run.records})
     archive = " and ".join(archives) or str(header.get("archive", "ucr")).upper()
-    blocks: list[tuple[str, Any]] = [("h1", f"tivit benchmark: {run.model} on {len(names)} {archive} datasets")]
+    planned = [str(d) for d in header.get("datasets", [])]
+    pending = [d for d in planned if d not in names and d not in run.failed]
+    count = f"{len(names)} of {len(planned)}" if pending else str(len(names))
+    blocks: list[tuple[str, Any]] = [("h1", f"tivit benchmark: {run.model} on {count} {archive} datasets")]
     if run.random_weights:
         blocks.append(("banner", RANDOM_BANNER.format(weights=header.get("weights", "random"))))
     blocks.append(("p", (
@@ -339,8 +343,15 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
             + (f"; from a stream of their own for {', '.join(own)} (an earlier dataset of the published order "
                "was not in the data folder, or the archive is not UCR)" if own else "") + "."
         )))
+    if pending:  # an interrupted run, or one still going
+        blocks.append(("p", f"Partial run: {len(names)} of {len(planned)} datasets finished; not run yet: "
+                            f"{', '.join(pending)}."))
     if run.failed:
         blocks.append(("p", "Failed datasets: " + "; ".join(f"{n} ({e})" for n, e in run.failed.items())))
+    broken = [f"{r['dataset']}: {b['model']} ({b.get('error', '')})" for r in run.records
+              for b in r.get("baselines", []) if b.get("accuracy") is None]
+    if broken:
+        blocks.append(("p", "Failed baselines (their cells stay empty): " + "; ".join(broken)))
 
     ranked = ranked_columns(run)
     rank_vals = values[:, [columns.index(c) for c in ranked]]
@@ -353,8 +364,10 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
         summary_rows.append([col, _fmt(float(np.nanmean(col_vals)) if np.isfinite(col_vals).any() else np.nan),
                              _fmt(float(rank)) if np.isfinite(rank) else "", str(int(np.isfinite(col_vals).sum()))])
     blocks += [("h2", "Summary"),
-               ("table", (["model", "mean accuracy", "mean rank", "datasets"], summary_rows)),
-               ("p", f"Mean ranks over the {int(complete.sum())} datasets where every ranked model has a number; "
+               ("table", (["model", "mean accuracy", f"mean rank ({int(complete.sum())} datasets)", "datasets"],
+                          summary_rows)),
+               ("p", f"Mean accuracy over each model's own datasets (the `datasets` column); mean ranks over the "
+                     f"{int(complete.sum())} datasets where every ranked model has a number; "
                      "published references (`... published`: MiniRocket, mean of 30 resamples, Dempster et al. 2021) "
                      "are means over other splits and are not ranked.")]
     if run.baselines:
@@ -374,8 +387,7 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
                 cell += f" (L{layers[col][i]})"
             row.append(cell)
         table_rows.append(row)
-    table_rows.append(["**mean**"] + [_fmt(float(np.nanmean(values[:, j]))) if np.isfinite(values[:, j]).any()
-                                      else "" for j in range(len(columns))])
+    table_rows.append([_MEAN_LABEL] + _mean_cells(values))
     blocks += [("h2", "Accuracy per dataset"), ("p", "(Lk) = the layer used."),
                ("table", (["dataset"] + columns, table_rows))]
     blocks += [("h2", "Accuracy by layer"), ("img", (layers_png, "test accuracy by layer"))]
@@ -393,8 +405,8 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
                             _fmt(t["embed_train_seconds"] + t["embed_test_seconds"]),
                             _fmt(sum(t["fit_seconds"].values())), _fmt(t["cv_seconds"])]
                            + ([_fmt(t.get("search_seconds", ""))] if run.searched else [])
-                           + [_fmt(base[b]["fit_seconds"] + base[b]["predict_seconds"]) if b in base else ""
-                              for b in run.baselines])
+                           + [_fmt(base[b]["fit_seconds"] + base[b]["predict_seconds"])
+                              if base.get(b, {}).get("fit_seconds") is not None else "" for b in run.baselines])
     blocks += [("h2", "Time (seconds)"),
                ("table", (["dataset", "train", "test", "length", "embed (train+test)", "heads fit (all layers)",
                            "layer CV"] + (["layer + C search"] if run.searched else [])
@@ -429,13 +441,29 @@ def _markdown(blocks: Sequence[tuple[str, Any]]) -> str:
             right = [all(_numeric(r[j]) for r in rows if r[j]) and j > 0 for j in range(len(head))]
             out.append("| " + " | ".join(head) + " |")
             out.append("|" + "|".join("---:" if r else "---" for r in right) + "|")
-            out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+            out += ["| " + " | ".join(_md_cell(str(c)) for c in row) + " |" for row in rows]
         elif kind == "img":
             out.append(f"![{body[1]}]({body[0]})")
         elif kind == "pre":
             out.append(f"```json\n{body}\n```")
         out.append("")
     return "\n".join(out)
+
+
+_MEAN_LABEL = "**mean**"  # the one table cell that carries markup; every other cell is data
+
+
+def _md_cell(text: str) -> str:
+    """A table cell as Markdown text: a dataset named ``Odd<b>`` or ``Star**x**`` is shown as named."""
+    if text == _MEAN_LABEL:
+        return text
+    for char in "\\`*_[]<>|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _html_cell(text: str) -> str:
+    return "<b>mean</b>" if text == _MEAN_LABEL else html.escape(text)
 
 
 def _numeric(text: str) -> bool:
@@ -476,7 +504,7 @@ def _html(blocks: Sequence[tuple[str, Any]], title: str) -> str:
             parts.append("<table><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr>")
             for row in rows:
                 parts.append("<tr>" + "".join(
-                    f"<td class='{'n' if j and _numeric(c) else ''}'>{_inline(str(c))}</td>" for j, c in enumerate(row)
+                    f"<td class='{'n' if j and _numeric(c) else ''}'>{_html_cell(str(c))}</td>" for j, c in enumerate(row)
                 ) + "</tr>")
             parts.append("</table>")
         elif kind == "img":
@@ -512,8 +540,18 @@ def summary_rows(run: RunData) -> tuple[list[str], list[list[str]]]:
     names, columns, values, layers = accuracy_table(run)
     rows = []
     for i, n in enumerate(names):
-        rows.append([n] + [_fmt(values[i, j]) + (f" (L{layers[c][i]})" if c in layers else "")
-                           for j, c in enumerate(columns)])
-    rows.append(["mean"] + [_fmt(float(np.nanmean(values[:, j]))) if np.isfinite(values[:, j]).any() else ""
-                            for j in range(len(columns))])
+        rows.append([n] + [_fmt(values[i, j]) + (f" (L{layers[c][i]})" if c in layers and np.isfinite(values[i, j])
+                                                 else "") for j, c in enumerate(columns)])
+    rows.append(["mean"] + _mean_cells(values))
     return ["dataset"] + columns, rows
+
+
+def _mean_cells(values: np.ndarray) -> list[str]:
+    """Column means of a (datasets, columns) table; a mean over fewer datasets than the table's says
+    over how many (``0.7598 (2 of 3)``), so means over different sets are not read side by side."""
+    cells = []
+    for col in values.T:
+        have = int(np.isfinite(col).sum())
+        mean = _fmt(float(np.nanmean(col))) if have else ""
+        cells.append(mean + (f" ({have} of {len(col)})" if 0 < have < len(col) else ""))
+    return cells
