@@ -274,3 +274,73 @@ def test_ctrl_c_in_a_head_is_a_keyboard_interrupt(kind, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         heads.HeadClassifier(kind, max_epochs=2).fit(X, y) if kind == "mlp" else heads.HeadClassifier(kind).fit(X, y)
     assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C is not ignored
+
+
+@pytest.mark.parametrize("scale", [1e-7, 1e19])
+def test_features_at_any_scale_are_standardised_as_sklearn_does(scale):
+    """A spread below about 1e-6 counted as constant, and float32 squares of 1e19 overflowed: either
+    way the head silently ignored every feature (0.55 accuracy where sklearn has 1.0)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    X = X * scale
+    for kind in ("linear", "mlp"):
+        head = HeadClassifier(kind, max_epochs=50, random_state=0).fit(X, y)
+        assert head.score(X, y) > 0.9, kind
+    np.testing.assert_array_equal(HeadClassifier().fit(X, y).predict(X), _sklearn(X, y).predict(X))
+    constant = np.column_stack([X, np.full(60, 3.0 * scale)])  # a constant column still gets scale 1
+    assert HeadClassifier().fit(constant, y).score(constant, y) > 0.9
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        HeadClassifier().fit(np.where(X > 0, 1e39, X), y)
+
+
+def test_settings_are_checked_for_every_entry_point():
+    X, y = _blobs(n=40, d=4, k=2)
+    L3 = np.stack([X, X, X], axis=1)
+    for kwargs, match in ((dict(C=-1.0), "C must be a positive number"), (dict(C=0), "C must be"),
+                          (dict(max_iter=0), "max_iter must be a positive integer")):
+        with pytest.raises(ValueError, match=match):
+            fit_linear_per_layer(L3, y, **kwargs)
+        with pytest.raises(ValueError, match=match):
+            choose_layer(L3, y, **kwargs)
+    assert choose_layer(L3, y, random_state=None).layer == 1  # None is seed 0, as for HeadClassifier
+    with pytest.raises(ValueError, match="random_state"):
+        fit_linear_per_layer(L3, y, random_state=-1)
+    with pytest.raises(ValueError, match="single class"):
+        fit_linear_per_layer(L3[y == y[0]], y[y == y[0]], classes=[y[0]])
+    for kwargs, match in ((dict(max_epochs=-1), "max_epochs must be a positive integer"),
+                          (dict(max_epochs=0), "max_epochs"), (dict(max_epochs=None), "max_epochs"),
+                          (dict(lr=0), "lr must be a positive number"), (dict(patience=0), "patience"),
+                          (dict(weight_decay=-1), "weight_decay"), (dict(hidden="wide"), "hidden")):
+        with pytest.raises(ValueError, match=match):
+            HeadClassifier("mlp", **kwargs).fit(X, y)
+    assert HeadClassifier("mlp", hidden=8, max_epochs=2).fit(X, y).score(X, y) >= 0  # one width as an int
+
+
+def test_choose_layer_ties_go_to_the_shallower_layer_and_layers_are_unique():
+    X, y = _blobs(n=40, d=4, k=2)
+    same = np.stack([X] * 4, axis=1)
+    assert choose_layer(same, y, layers=[8, 7, 6, 5]).layer == 5
+    with pytest.raises(ValueError, match="repeat a layer number"):
+        choose_layer(same, y, layers=[1, 1, 2, 2])
+
+
+def test_dataframe_columns_are_checked_and_misuse_is_named():
+    import pandas as pd
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _blobs(n=40, d=5, k=2)
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    head = HeadClassifier().fit(frame, y)
+    assert list(head.feature_names_in_) == list("abcde")
+    np.testing.assert_array_equal(head.predict(frame), head.predict(X))
+    with pytest.raises(ValueError, match="feature names differ"):
+        head.predict_proba(frame[list("edcba")])
+    with pytest.raises(NotFittedError):
+        HeadClassifier().score(X, y)
+    mix = HeadClassifier("layer_mix", max_iter=20).fit(np.stack([X, X], axis=1), y)
+    assert hasattr(mix, "layer_weights_")
+    assert not hasattr(mix.set_params(kind="linear").fit(X, y), "layer_weights_")
+    per_layer = fit_linear_per_layer(np.stack([X, X], axis=1), y)
+    with pytest.raises(ValueError, match="4 values per layer; the heads were fitted on 5"):
+        per_layer.predict(np.stack([X[:, :4], X[:, :4]], axis=1))

@@ -39,7 +39,7 @@ import os
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -177,11 +177,20 @@ def _full_batch_loader(*tensors: torch.Tensor) -> torch.utils.data.DataLoader:
 
 
 def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and population standard deviation like sklearn's StandardScaler (zero spread -> 1)."""
-    mean = x.mean(dim=dim, keepdim=True)
-    std = (x - mean).pow_(2).mean(dim=dim, keepdim=True).sqrt_()  # two-pass: exact enough in float32
-    std = torch.where(std < 10 * torch.finfo(x.dtype).eps * mean.abs().clamp_min(1.0), torch.ones_like(std), std)
-    return mean, std
+    """Mean and population standard deviation as sklearn's StandardScaler takes them, in ``x``'s dtype.
+
+    Computed in float64 (a float32 square of 1e19 overflows, and spreads below 1e-6 must survive),
+    and a feature counts as constant (scale 1) by sklearn's own test, relative to its size:
+    ``var <= n eps var + (n eps mean)^2`` with float64's eps.
+    """
+    x64 = x.double()
+    n = x64.shape[dim]
+    mean = x64.mean(dim=dim, keepdim=True)
+    var = (x64 - mean).pow_(2).mean(dim=dim, keepdim=True)  # two-pass
+    eps = torch.finfo(torch.float64).eps
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    std = torch.where(constant, torch.ones_like(var), var.sqrt())
+    return mean.to(x.dtype), std.to(x.dtype)
 
 
 def _lbfgs(params, max_iter: int, tol: float) -> torch.optim.LBFGS:
@@ -500,7 +509,47 @@ def _check_features(X, ndim: int, name: str = "features") -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {X.shape})")
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contain NaN or inf; heads need finite features")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} hold values beyond float32's range (about 3.4e38), in which heads compute; "
+                         "rescale them")
+    return X
+
+
+def _column_names(X: Any) -> np.ndarray | None:
+    """A DataFrame's column names (when all are text, as sklearn records them), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
+
+
+def _check_solver(C: Any, max_iter: Any, tol: Any) -> None:
+    """The linear solver's settings, checked the same way for every entry point."""
+    _check_number("C", C, lambda v: v > 0, "a positive number")
+    _check_count("max_iter", max_iter)
+    _check_number("tol", tol, lambda v: v > 0, "a positive number")
+
+
+def _hidden(hidden: Any) -> tuple:
+    """``hidden`` as a tuple of widths (one width may be given as an int, as sklearn's MLP takes it)."""
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        return (hidden,)
+    try:
+        return tuple(hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be one or two positive integer widths, got {hidden!r}") from None
+
+
+def _check_number(name: str, value: Any, ok, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _encode_labels(y, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
@@ -630,21 +679,20 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.kind not in HEADS:
             raise ValueError(f"kind={self.kind!r} is not a head; choose one of {HEADS}")
-        if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not self.C > 0:
-            raise ValueError(f"C must be a positive number, got {self.C!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol > 0:
-            raise ValueError(f"tol must be a positive number, got {self.tol!r}")
+        _check_solver(self.C, self.max_iter, self.tol)
         check_seed(self.random_state)
         if self.kind == "mlp":
-            hidden = tuple(self.hidden)
-            if not 1 <= len(hidden) <= 2 or any(int(h) < 1 for h in hidden):
-                raise ValueError(f"hidden must be one or two positive widths, got {self.hidden!r}")
-            if not 0 <= self.dropout < 1:
-                raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-            if not 0 < self.validation_fraction < 1:
-                raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+            hidden = _hidden(self.hidden)
+            if not 1 <= len(hidden) <= 2 or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
+                                                for h in hidden):
+                raise ValueError(f"hidden must be one or two positive integer widths, got {self.hidden!r}")
+            _check_number("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)")
+            _check_number("validation_fraction", self.validation_fraction, lambda v: 0 < v < 1, "in (0, 1)")
+            _check_number("lr", self.lr, lambda v: v > 0, "a positive number")
+            _check_number("weight_decay", self.weight_decay, lambda v: v >= 0, "a non-negative number")
+            _check_count("max_epochs", self.max_epochs)  # Lightning reads -1 as "train forever"
+            _check_count("patience", self.patience)
+            _check_count("batch_size", self.batch_size)
         _check_trainer_kwargs(self.trainer_kwargs)
 
     @property
@@ -659,7 +707,12 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
             y: ``(n,)`` labels, at least two classes.
         """
         self._check_params()
+        self.__dict__.pop("feature_names_in_", None)
+        names = _column_names(X)
+        if names is not None:  # a DataFrame's columns, checked at predict as sklearn does
+            self.feature_names_in_ = names
         X = _check_features(X, 3 if self.kind == "layer_mix" else 2)
+        self.__dict__.pop("layer_weights_", None)  # a refit as another kind must not keep the last one's
         self.classes_, y_idx = _encode_labels(y, X.shape[0])
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         self.input_shape_ = X.shape[1:]
@@ -688,7 +741,7 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
             )
         else:  # too few samples per class for a stratified split: train for max_epochs, no early stop
             fit_idx, val_idx = np.arange(len(y_idx)), np.arange(0)
-        module = MLPHead(X.shape[1], len(counts), tuple(int(h) for h in self.hidden), self.dropout, self.lr,
+        module = MLPHead(X.shape[1], len(counts), tuple(int(h) for h in _hidden(self.hidden)), self.dropout, self.lr,
                          self.weight_decay)
         x_fit, y_fit = torch.from_numpy(X[fit_idx]), torch.from_numpy(y_idx[fit_idx])
         module.fit_scaler(x_fit)
@@ -722,6 +775,10 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this HeadClassifier is not fitted yet; call fit(features, y) first")
+        fitted, names = getattr(self, "feature_names_in_", None), _column_names(X)
+        if fitted is not None and names is not None and not np.array_equal(fitted, names):
+            raise ValueError(f"the feature names differ from those seen in fit (in order): got {names.tolist()[:5]}..., "
+                             f"fitted on {fitted.tolist()[:5]}...")
         X = _check_features(X, 3 if self.kind == "layer_mix" else 2)
         if X.shape[1:] != tuple(self.input_shape_):
             raise ValueError(f"features have shape {X.shape[1:]} per sample; the head was fitted on {self.input_shape_}")
@@ -745,6 +802,9 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy; labels never seen in training are an error, not a silent miss."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "module_")
         check_known_labels(self.classes_, y)
         return super().score(X, y, sample_weight=sample_weight)
 
@@ -801,6 +861,9 @@ class LayerwiseLinear:
         X = _check_features(features, 3)
         if X.shape[1] != self.n_layers:
             raise ValueError(f"features have {X.shape[1]} layers; the heads were fitted on {self.n_layers}")
+        if X.shape[2] != self.module_.weight.shape[2]:
+            raise ValueError(f"features have {X.shape[2]} values per layer; the heads were fitted on "
+                             f"{self.module_.weight.shape[2]}")
         with torch.no_grad():
             return self.module_(torch.from_numpy(X).transpose(0, 1).contiguous())[0]
 
@@ -845,8 +908,12 @@ def fit_linear_per_layer(
         accelerator: Lightning accelerator.
         random_state: seed (the fit is deterministic anyway; kept for symmetry).
     """
+    _check_solver(C, max_iter, tol)
+    random_state = check_seed(random_state)
     X = _check_features(features, 3)
     classes, y_idx = _encode_labels(y, X.shape[0], None if classes is None else np.asarray(classes))
+    if len(classes) < 2:
+        raise ValueError(f"classes {classes.tolist()} hold a single class; a classifier needs at least 2")
     with _isolated_seed(random_state), _quiet():
         module = _fit_linear(np.ascontiguousarray(X.transpose(1, 0, 2)), y_idx, len(classes), C, max_iter, tol,
                              True, accelerator)
@@ -891,6 +958,8 @@ def choose_layer(
     """
     from tivit.cv import cv_folds
 
+    _check_solver(C, max_iter, 1e-4)
+    random_state = check_seed(random_state)
     if hasattr(features, "values") and hasattr(features, "layers"):
         layers = tuple(features.layers) if layers is None else layers
         features = features.values
@@ -898,6 +967,8 @@ def choose_layer(
     layers = tuple(range(1, X.shape[1] + 1)) if layers is None else tuple(int(k) for k in layers)
     if len(layers) != X.shape[1]:
         raise ValueError(f"{len(layers)} layer numbers given for {X.shape[1]} layers of features")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layers {list(layers)} repeat a layer number")
     classes, y_idx = _encode_labels(y, X.shape[0])
     if len(layers) == 1:
         return LayerChoice(layers[0], {layers[0]: float("nan")}, 0)
@@ -918,5 +989,5 @@ def choose_layer(
         lp = log_proba[g][:, val_idx]  # (L, n_val, K)
         accuracy += (lp.argmax(-1) == truth[None]).mean(1) / len(folds)
         log_loss += -lp[:, np.arange(len(truth)), truth].mean(1) / len(folds)
-    order = np.lexsort((np.arange(len(layers)), log_loss, -np.round(accuracy, 12)))
+    order = np.lexsort((np.asarray(layers), log_loss, -np.round(accuracy, 12)))  # then the shallower layer
     return LayerChoice(layers[int(order[0])], {k: float(a) for k, a in zip(layers, accuracy)}, len(folds))
