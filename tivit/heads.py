@@ -177,20 +177,28 @@ def _full_batch_loader(*tensors: torch.Tensor) -> torch.utils.data.DataLoader:
 
 
 def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and population standard deviation as sklearn's StandardScaler takes them, in ``x``'s dtype.
+    """Mean and population standard deviation as sklearn's StandardScaler takes them.
 
-    Computed in float64 (a float32 square of 1e19 overflows, and spreads below 1e-6 must survive),
-    and a feature counts as constant (scale 1) by sklearn's own test, relative to its size:
-    ``var <= n eps var + (n eps mean)^2`` with float64's eps.
+    A feature counts as constant (scale 1) by sklearn's test, relative to its size:
+    ``var <= n eps var + (n eps mean)^2`` (an absolute threshold dropped every feature whose spread
+    was below about 1e-6). Features whose squares would overflow or underflow (values near 1e19,
+    or below 1e-19) are first scaled by a power of two, which is exact.
     """
-    x64 = x.double()
-    n = x64.shape[dim]
-    mean = x64.mean(dim=dim, keepdim=True)
-    var = (x64 - mean).pow_(2).mean(dim=dim, keepdim=True)  # two-pass
-    eps = torch.finfo(torch.float64).eps
-    constant = var <= n * eps * var + (n * mean * eps) ** 2
-    std = torch.where(constant, torch.ones_like(var), var.sqrt())
-    return mean.to(x.dtype), std.to(x.dtype)
+    n = x.shape[dim]
+    peak = x.abs().amax(dim=dim, keepdim=True)
+    shift = None
+    if bool(((peak > 2.0**60) | ((peak < 2.0**-60) & (peak > 0))).any()):
+        shift = torch.frexp(peak).exponent.to(x.dtype)  # peak = m 2**e, m in [0.5, 1)
+        x = torch.ldexp(x, -shift)
+    # the mean accumulated in float64: a constant column's mean is then its value, and centres it to 0
+    mean = x.mean(dim=dim, keepdim=True, dtype=torch.float64).to(x.dtype)
+    var = (x - mean).pow_(2).mean(dim=dim, keepdim=True)  # two-pass
+    eps = torch.finfo(x.dtype).eps
+    constant = var <= n * eps * var + (n * eps * mean) ** 2
+    std = var.sqrt_()
+    if shift is not None:
+        mean, std = torch.ldexp(mean, shift), torch.ldexp(std, shift)
+    return mean, torch.where(constant, torch.ones_like(std), std)
 
 
 def _lbfgs(params, max_iter: int, tol: float) -> torch.optim.LBFGS:
