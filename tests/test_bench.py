@@ -702,3 +702,34 @@ def test_a_baseline_that_cannot_run_costs_its_cells_not_the_dataset():
     assert record["baselines"] == [{"model": "minirocket", "accuracy": None, "fit_seconds": None,
                                     "predict_seconds": None, "error": record["baselines"][0]["error"]}]
     assert not [row for row in record["results"] if row["model"] == "minirocket"]
+
+
+def test_dtw_predicts_in_chunks_under_a_progress_bar(monkeypatch):
+    """1NN-DTW on long series ran for minutes without a sign of life; it now predicts chunk by chunk
+    (a bar advances per chunk) with the same predictions as one call."""
+    import tivit._progress
+    import tivit.baselines
+    from tivit.baselines import run_baseline
+
+    rng = np.random.default_rng(0)
+    X, Xt = rng.standard_normal((10, 1, 20)), rng.standard_normal((7, 1, 20))
+    y, yt = np.array(list("ab") * 5), np.array(list("abababa"))
+    advanced = []
+
+    class Bar:
+        def advance(self, n):
+            advanced.append(n)
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def bar(total, description, enabled=True, unit=""):
+        assert description == "1nn-dtw predict" and total == 7 and enabled
+        yield Bar()
+
+    monkeypatch.setattr(tivit._progress, "progress_bar", bar)
+    monkeypatch.setattr(tivit.baselines, "PREDICT_CHUNK", 3)
+    chunked = run_baseline("1nn-dtw", X, y, Xt, yt, progress=True)
+    assert advanced == [3, 3, 1]
+    monkeypatch.setattr(tivit.baselines, "PREDICT_CHUNK", 100)
+    assert run_baseline("1nn-dtw", X, y, Xt, yt, progress=True).accuracy == chunked.accuracy

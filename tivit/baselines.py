@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 BASELINES = ("minirocket", "1nn-dtw")
+PREDICT_CHUNK = 16  # test series per 1NN-DTW predict call: the unit of its progress bar
 MINIROCKET_MIN_LENGTH = 9  # MiniRocket's kernels have length 9
 
 
@@ -136,7 +137,8 @@ _FACTORIES: dict[str, Callable[[np.ndarray, int], Any]] = {"minirocket": _miniro
 
 
 def run_baseline(
-    name: str, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *, seed: int = 0
+    name: str, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *, seed: int = 0,
+    progress: bool = False,
 ) -> BaselineResult:
     """Fit baseline ``name`` on train, score it on test.
 
@@ -147,7 +149,11 @@ def run_baseline(
         X_test: ``(m, c, t)`` panel of the same length.
         y_test: ``(m,)`` labels.
         seed: random state (MiniRocket's dilations/biases sampling).
+        progress: a bar over the test series while they are predicted (1NN-DTW on long series takes
+            minutes; it predicts in chunks of :data:`PREDICT_CHUNK`, each series on its own as before).
     """
+    from tivit._progress import progress_bar
+
     (key,) = check_baselines([name])
     for label, X in (("X_train", X_train), ("X_test", X_test)):
         if not np.isfinite(X).all():
@@ -156,7 +162,13 @@ def run_baseline(
     start = time.perf_counter()
     model.fit(X_train, np.asarray(y_train))
     fitted = time.perf_counter()
-    predicted = np.asarray(model.predict(X_test))
+    chunk = PREDICT_CHUNK if key == "1nn-dtw" else len(X_test)  # MiniRocket predicts all at once in no time
+    parts = []
+    with progress_bar(len(X_test), f"{key} predict", enabled=progress, unit="series") as bar:
+        for first in range(0, len(X_test), chunk):
+            parts.append(np.asarray(model.predict(X_test[first : first + chunk])))
+            bar.advance(len(parts[-1]))
+    predicted = np.concatenate(parts)
     done = time.perf_counter()
     accuracy = float(np.mean(predicted.astype(str) == np.asarray(y_test).astype(str)))
     return BaselineResult(key, accuracy, fitted - start, done - fitted)

@@ -369,7 +369,7 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
         B_train, B_test = prepare_baseline_panel(ds.X_train, ds.X_test)
         for b in config.baselines:
             try:
-                res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed)
+                res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed, progress=progress)
             except Exception as err:  # noqa: BLE001 - a baseline that cannot run costs its cells, not tivit's
                 error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 warnings.warn(f"{ds.name}: baseline {b} failed ({error}); its cells stay empty", stacklevel=2)
