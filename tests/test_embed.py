@@ -335,3 +335,20 @@ def test_devices_refuses_to_relaunch_a_runner_or_kernel(monkeypatch, module):
         _check_relaunchable()
     fake_main.__spec__ = importlib.machinery.ModuleSpec("my_experiment", None)
     _check_relaunchable()  # a user's `python -m my_experiment` can be re-run
+
+
+def test_the_progress_bar_counts_whole_series(enc, X):
+    """A batch may end inside a series' channels: fractional advances summed to 39.999 of 40 series,
+    so the bar of a multivariate run stopped one short."""
+    from tivit.embed import _Job
+
+    X3 = np.concatenate([X, X[:, :1]], axis=1)  # 3 channels
+    steps = []
+
+    class Bar:
+        def advance(self, n):
+            steps.append(n)
+
+    job = _Job(X3, renderers.make_config("tivit"), enc, (1,), "mean", False, 4)  # 4 images a batch
+    job.embed(slice(0, 7), Bar())
+    assert all(isinstance(s, int) for s in steps) and sum(steps) == 7

@@ -292,7 +292,8 @@ def encoders() -> None:
     from tivit.encoders import describe_encoders
 
     rows = describe_encoders()
-    table = Table(title=f"{len(rows)} encoders (any timm ViT name also works; layers 0..depth, 0 = token embedding)")
+    table = Table(title=f"{len(rows)} encoders (any timm ViT name also works; layer k = output of block k, 0 = the "
+                        "token embedding; 'all' = 1..depth)")
     for col in rows[0]:
         table.add_column(col, justify="right" if col in ("blocks", "width", "prefix", "px") else "left",
                          no_wrap=col not in ("timm model", "license"), overflow="fold",

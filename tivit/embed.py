@@ -237,8 +237,8 @@ class _Job:
             )
             pooled = enc.forward_layers(images, self.layers, self.pool, self.norm)
             out[start : start + len(series)] = pooled.cpu().numpy()
-            if bar is not None:
-                bar.advance(len(series) / c)
+            if bar is not None:  # whole series (a batch may end inside one's channels): no 39.999/40 at the end
+                bar.advance((start + len(series)) // c - start // c)
         return out.reshape(m, c, len(self.layers), -1).transpose(0, 2, 1, 3).reshape(m, len(self.layers), -1)
 
 

@@ -328,7 +328,8 @@ def _blocks(run: RunData, layers_png: str, cd_png: str | None) -> list[tuple[str
         f"(the honest number); `last` = deepest layer; "
         + (f"`searched` = layer and C chosen together by a {cfg.get('search_trials')}-trial Optuna search "
            "scored by CV on TRAIN only; " if run.searched else "")
-        + f"`oracle` = best layer on TEST (optimistic, not ranked). "
+        + f"`oracle` = best layer on TEST at the run's C (optimistic, not ranked; not a bound for `searched`, "
+        "which also tunes C). "
         f"Unequal lengths: `{cfg.get('unequal_length')}`; NaN inside a series: `{cfg.get('missing')}`; "
         f"baselines see NaN interpolated and unequal lengths resampled to the longest. Seed {cfg.get('seed')}."
     )))

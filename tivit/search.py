@@ -773,7 +773,8 @@ class SearchResult:
             f"{' (' + rparams + ')' if rparams else ''}{label}\n"
             f"  CV accuracy (train, {self.n_folds} folds) {self.cv_score:.4f} | test accuracy {test}\n"
             f"  {self.n_trials} trials ({self.trials_this_run} this run; {self.trials.get('pruned', 0)} pruned), "
-            f"{self.seconds:.1f} s search ({self.embed_seconds:.1f} s embedding, {self.embedding_passes} passes), "
+            f"{self.seconds:.1f} s search ({self.embed_seconds:.1f} s embedding, {self.embedding_passes} "
+            f"pass{'' if self.embedding_passes == 1 else 'es'}), "
             f"encoder {self.encoder.get('name', '?')} weights {self.weights}"
         )
 
