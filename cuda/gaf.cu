@@ -8,9 +8,10 @@ extern "C" __global__ void gaf_paa(const double* x, int length, long long n_seri
   GRID_STRIDE(k, n_series * m) {
     long long b = k / m;
     int i = (int)(k - b * m);
-    double total = 0.0;
-    for (int t = start[i]; t < end[i]; ++t) total += x[b * length + t];
-    paa[k] = total / (double)(end[i] - start[i]);
+    // the means of x - x[0], then x[0] back (renderers/_gaf.py): a flat series gives equal means
+    double first = x[b * length], total = 0.0;
+    for (int t = start[i]; t < end[i]; ++t) total += x[b * length + t] - first;
+    paa[k] = first + total / (double)(end[i] - start[i]);
   }
 }
 

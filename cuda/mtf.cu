@@ -4,16 +4,17 @@
 // in bin u (one thread per block); mtf_image: (H W H^T)[i, j] (one thread per output pixel).
 #include "common.cuh"
 
+// levels: the n_bins - 1 quantile levels of the inner edges, from the host (renderers._mtf.levels)
 extern "C" __global__ void mtf_bins(const double* x, const double* sorted, int length, long long n_series,
-                                    int n_bins, int* bins) {
+                                    int n_bins, const double* levels, int* bins) {
   GRID_STRIDE(k, n_series * length) {
     long long b = k / length;
     const double* s = sorted + b * length;
     double value = x[k];
     int bin = 0;
-    double edge = sorted_quantile<double>(s, length, 1.0 / n_bins);
+    double edge = sorted_quantile<double>(s, length, levels[0]);
     for (int e = 1; e < n_bins; ++e) {
-      double next = e + 1 < n_bins ? sorted_quantile<double>(s, length, (double)(e + 1) / n_bins) : 0.0;
+      double next = e + 1 < n_bins ? sorted_quantile<double>(s, length, levels[e]) : 0.0;
       // pyts drops an edge within 1e-8 of the next one (only with more than 2 bins)
       bool keep = e + 1 == n_bins || n_bins <= 2 || fabs(next - edge) > 1e-8;
       if (keep && edge < value) ++bin;

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from renderers import _lineplot, _recurrence, _tivit
+from renderers import _lineplot, _mtf, _recurrence, _tivit
 from renderers._config import Config
 from renderers._resize import bounds
 from renderers._scale import pow2_limit, pow2_scale
@@ -183,6 +183,17 @@ def _fits_float32(xp, x) -> bool:
         return bool(xp.isfinite(x.astype(xp.float32)).all())
 
 
+def _scaling_fits(xp, sorted_rows, cfg) -> bool:
+    """Whether the kernel's robust-scaled range stays finite (in float32 for the published recipe),
+    judged in float64 from the sorted rows: the kernel cannot report an overflow."""
+    n = sorted_rows.shape[1]
+    q25, q75 = (xp.quantile(sorted_rows, q, axis=1) for q in (0.25, 0.75))
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = (sorted_rows[:, -1] - sorted_rows[:, 0]) / ((q75 - q25) + cfg.eps) + cfg.eps
+    limit = float(np.finfo(np.float32).max) if cfg.median == "lower" else np.inf
+    return bool(n == 0 or (xp.abs(span) < limit).all())
+
+
 def _tivit_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     idx = _tivit.index_map(length, cfg)
     h, w = idx.shape
@@ -191,6 +202,7 @@ def _tivit_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     if cfg.median == "lower":
         _tivit.check_float32_range(_fits_float32(xp, xg))
     sorted_rows = xp.sort(xg, axis=1)
+    _tivit.check_scaling_range(_scaling_fits(xp, sorted_rows, cfg), cfg)
     n = np.int64(xg.shape[0])
     launch("tivit_image", int(n) * size * size, (
         xg, sorted_rows, np.int32(length), n, _i32(xp, idx), np.int32(w),
@@ -220,7 +232,8 @@ def _mtf_kernels(xp, launch, xg, length, cfg, size, epilogue) -> None:
     nb = np.int32(cfg.n_bins)
     sorted_rows = xp.sort(xg, axis=1)
     bins = xp.empty(xg.shape, dtype=xp.int32)
-    launch("mtf_bins", int(n) * length, (xg, sorted_rows, np.int32(length), n, nb, bins))
+    levels = xp.asarray(_mtf.levels(int(nb)))
+    launch("mtf_bins", int(n) * length, (xg, sorted_rows, np.int32(length), n, nb, levels, bins))
     w = xp.empty((int(n), int(nb), int(nb)), dtype=xp.float64)
     launch("mtf_matrix", int(n), (bins, np.int32(length), n, nb, w))
     m = min(length, size)

@@ -7,6 +7,10 @@ min-max scaling to [-1, 1] (scikit-learn's ``MinMaxScaler``; a constant series m
     GASF[i, j] = cos_i cos_j - sin_i sin_j        GADF[i, j] = sin_i cos_j - cos_i sin_j
 
 The image is ``(G + 1) / 2`` in [0, 1], grown to ``size`` by pixel replication when T < size.
+Block means are taken of ``x - x[0]`` and ``x[0]`` added back: the same means, but a constant series
+gives exactly equal ones (the min-max step divides by their range, so rounding noise in the means of
+a flat series far from zero became a full-contrast noise image), and a series far from zero keeps its
+digits.
 The per-series vectors are computed in float64 (``sin`` near ``cos = +-1`` is ill-conditioned),
 the ``size x size`` products in float32. A series with values near float64's largest is first
 brought down by a power of two (``_scale.pow2_limit``), so that its block sums and range stay finite.
@@ -52,7 +56,8 @@ def numpy_image(x: np.ndarray, cfg: GAFConfig, size: int) -> np.ndarray:
     x = x * pow2_limit(x)[0]  # values near float64's largest: sums and the range stay finite
     m = min(len(x), size)
     start, end = bounds(len(x), m, "box")
-    paa = np.array([x[a:b].mean() for a, b in zip(start, end)])
+    rel = x - x[0]  # finite: pow2_limit leaves every |value| below 2**900
+    paa = x[0] + np.array([rel[a:b].mean() for a, b in zip(start, end)])
     cos = _minmax_scale(paa)
     sin = np.sqrt(np.clip(1 - cos**2, 0, 1))
     if cfg.kind == "summation":
@@ -80,10 +85,12 @@ def paa_torch(x: "torch.Tensor", m: int) -> "torch.Tensor":
     last, before = (end - 1)[None, :], (start[1:] - 1)[None, :]
     out = torch.empty((x.shape[0], m), dtype=torch.float64, device=x.device)
     for sums, rows in _alloc.cache_chunks(out, x, pixels=2 * t):
-        prefix = torch.cumsum(rows, dim=1, dtype=torch.float64)
+        rows = rows.double()
+        prefix = torch.cumsum(rows - rows[:, :1], dim=1)  # sums of x - x[0]: see the module docstring
         torch.gather(prefix, 1, last.expand(len(rows), -1), out=sums)
         sums[:, 1:] -= torch.gather(prefix, 1, before.expand(len(rows), -1))
-    return out.div_(end - start)
+        sums.div_(end - start).add_(rows[:, :1])
+    return out
 
 
 def vectors_torch(x: "torch.Tensor", size: int, resize: str) -> tuple["torch.Tensor", "torch.Tensor"]:

@@ -27,8 +27,15 @@ if TYPE_CHECKING:
     import torch
 
 
+def levels(n_bins: int) -> np.ndarray:
+    """The quantile levels of the inner bin edges, as ``np.percentile`` takes pyts's
+    ``linspace(0, 100, Q + 1)[1:-1]``: every backend uses these doubles, since a level one rounding
+    step off (``linspace(0, 1, Q + 1)``, ``e / Q``) moves a value that sits on an edge to the next bin."""
+    return np.linspace(0, 100, n_bins + 1)[1:-1] / 100
+
+
 def _bins(x: np.ndarray, n_bins: int) -> np.ndarray:
-    edges = np.percentile(x, np.linspace(0, 100, n_bins + 1)[1:-1])
+    edges = np.quantile(x, levels(n_bins))
     if n_bins > 2:
         edges = edges[np.r_[~np.isclose(0, np.diff(edges), rtol=0, atol=1e-8), True]]
     return np.searchsorted(edges, x, side="left")
@@ -55,8 +62,7 @@ def torch_images(x: "torch.Tensor", cfg: MTFConfig, size: int) -> "torch.Tensor"
     x = x.double()
     g, t = x.shape
     nb = cfg.n_bins
-    levels = torch.linspace(0, 1, nb + 1, dtype=torch.float64, device=x.device)[1:-1]
-    edges = torch.quantile(x, levels, dim=1).T  # (g, nb - 1)
+    edges = torch.quantile(x, torch.from_numpy(levels(nb)).to(x.device), dim=1).T  # (g, nb - 1)
     keep = torch.ones_like(edges, dtype=torch.bool)
     if nb > 2:
         keep[:, :-1] = (edges[:, 1:] - edges[:, :-1]).abs() > 1e-8

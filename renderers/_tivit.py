@@ -102,7 +102,10 @@ def _robust_scaled(x: np.ndarray, cfg: TiViTConfig) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         median = np.quantile(x, 0.5)
         q75, q25 = np.quantile(x, [0.75, 0.25])
-    return (x - median) / ((q75 - q25) + x.dtype.type(cfg.eps))
+    with np.errstate(over="ignore"):
+        z = (x - median) / ((q75 - q25) + x.dtype.type(cfg.eps))
+        check_scaling_range(bool(np.isfinite(z.max() - z.min() + x.dtype.type(cfg.eps))), cfg)
+    return z
 
 
 def _sorted_quantile32(ordered: np.ndarray, q: float) -> np.float32:
@@ -124,6 +127,20 @@ def check_float32_range(finite_in_float32: bool) -> None:
         raise SeriesError(
             "series values exceed float32's range, in which the published recipe (median='lower', "
             "the 'paper' preset) computes; rescale them or use median='mid' (the 'default' preset)"
+        )
+
+
+def check_scaling_range(finite: bool, cfg: TiViTConfig) -> None:
+    """The robust scaling ``(x - median) / (IQR + eps)`` must stay finite: with a zero interquartile
+    range a single spike in a flat series reaches ``spike / eps``, beyond float32 in the published
+    recipe (its images would be NaN). Every backend checks through this."""
+    if not finite:
+        where = "float32, in which the published recipe computes" if cfg.median == "lower" else "float64"
+        raise SeriesError(
+            f"the robust scaling (x - median) / (IQR + eps) of a series overflows {where}: its interquartile "
+            f"range is (nearly) zero and some value lies far from the median (a spike in a flat series?); "
+            + ("use the default preset (float64), " if cfg.median == "lower" else "")
+            + "raise eps, or rescale the series"
         )
 
 
@@ -149,6 +166,7 @@ def _scaled_torch(x: "torch.Tensor", cfg: TiViTConfig) -> "torch.Tensor":
     q75, q25 = torch.quantile(x, torch.tensor([0.75, 0.25], device=x.device, dtype=x.dtype), dim=1, keepdim=True)
     z = (x - median) / ((q75 - q25) + cfg.eps)
     low, high = z.amin(dim=1, keepdim=True), z.amax(dim=1, keepdim=True)
+    check_scaling_range(bool(torch.isfinite(high - low + cfg.eps).all()), cfg)
     scaled = (z - low) / (high - low + cfg.eps)
     return _vector_pow(scaled if published else scaled.float(), cfg.gamma)
 

@@ -244,3 +244,55 @@ def test_cupy_backend_keeps_the_digits_of_a_series_far_from_zero(method):
     for series in (cupy.asarray(X), torch.from_numpy(X).cuda()):  # float64 either way, to the kernels
         got = renderers.render(series, cfg, size=150, backend="cupy")
         np.testing.assert_allclose(cupy.asnumpy(got), expected, atol=2e-5)
+
+
+def _three_backends(x, cfg, size):
+    """numpy, torch and (where g++ is present) the emulated CUDA kernels on the same input."""
+    out = {b: np.asarray(renderers.render(x, cfg, size=size, backend=b)) for b in ("numpy", "torch")}
+    if shutil.which("g++"):
+        out["cuda (emulated)"] = _cuda.render_emulated(x, cfg, size)
+    return out
+
+
+@pytest.mark.parametrize("kind, flat", [("gasf", 1.0), ("gadf", 0.5)])
+def test_a_flat_series_far_from_zero_is_a_flat_gaf(kind, flat):
+    """Rounding noise in the block means of a flat series (1000.1, T > size) was stretched to [-1, 1]
+    by the min-max step: a full-contrast noise image on torch (T=500), numpy (T=250) or CUDA (T=300)."""
+    cfg = renderers.make_config(kind)
+    for length in (250, 300, 500):
+        for name, image in _three_backends(np.full((1, length), 1000.1), cfg, 16).items():
+            np.testing.assert_allclose(image, flat, atol=1e-6, err_msg=f"{name}, T={length}")
+    walk = np.random.default_rng(0).standard_normal((2, 20000)).cumsum(axis=1) + 1e8
+    got = _three_backends(walk, cfg, 32)
+    for name, image in got.items():
+        np.testing.assert_allclose(image, got["numpy"], atol=2e-6, err_msg=name)
+
+
+def test_mtf_bins_values_on_an_edge_as_pyts_does():
+    """A bin edge on a data value (n_bins 9, T = 1 mod 3): torch's linspace(0, 1) and the kernel's e / Q
+    levels put the edge a rounding step below the value, which moved to the next bin (max diff 1.0)."""
+    from pyts.image import MarkovTransitionField
+
+    for n_bins, length in ((9, 100), (9, 103), (12, 109), (12, 121)):
+        x = np.arange(float(length))[None]
+        expected = MarkovTransitionField(image_size=length, n_bins=n_bins).fit_transform(x)[0]
+        cfg = renderers.make_config("mtf", n_bins=n_bins)
+        for name, image in _three_backends(x, cfg, length).items():
+            np.testing.assert_allclose(image[0, 0] if image.ndim == 4 else image[0], expected, atol=1e-6,
+                                       err_msg=f"{name}, n_bins={n_bins}, T={length}")
+
+
+def test_a_robust_scaling_that_overflows_is_refused():
+    """A spike in a flat series: (x - median) / (IQR + eps) reached 1e39, inf in float32 (the paper
+    preset), and every backend rendered NaN pixels; a tiny eps does the same in float64."""
+    spike = np.r_[np.zeros(40), 1e34, np.zeros(9)][None]
+    for cfg in (renderers.make_config("tivit", preset="paper"), renderers.make_config("tivit", eps=1e-300)):
+        x = spike if cfg.median == "lower" else spike * 1e-24
+        for backend in ("numpy", "torch"):
+            with pytest.raises(SeriesError, match="robust scaling .* overflows"):
+                renderers.render(x, cfg, size=8, backend=backend)
+        if shutil.which("g++"):
+            with pytest.raises(SeriesError, match="robust scaling .* overflows"):
+                _cuda.render_emulated(x, cfg, 8)
+    default = renderers.render(spike, "tivit", size=8)  # float64 holds it: a defined image
+    assert np.isfinite(np.asarray(default)).all()
