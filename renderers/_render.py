@@ -8,6 +8,7 @@ that no full-size float64 (or even float32) copy of all images ever exists.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from types import ModuleType
 from typing import Any, Optional, Sequence
@@ -60,6 +61,9 @@ def resolve_backend(backend: str, series: Any = None, device: Any = None) -> str
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cupy" and (device is None or str(device).startswith("cuda")) and not _cupy_usable():
+        raise ValueError("backend 'cupy' needs CuPy and a working CUDA GPU (pip install -e '.[gpu]'); "
+                         "backend 'torch' renders on a GPU too")
     if backend != "auto":
         return backend
     if device is not None:  # the encoder input's device decides: the cupy kernels write on a GPU only
@@ -222,7 +226,7 @@ def render_for_encoder(
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     if batch_size is None:
         batch_size = 256
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if out is not None:
         _check_out(out, dtype, device)
@@ -274,6 +278,8 @@ def _check_out(out: Any, dtype: Any, device: Any) -> None:
 
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         raise ValueError(f"out must be a floating-point torch tensor, got {getattr(out, 'dtype', type(out))}")
+    if out.device.type == "meta":
+        raise ValueError("out is a tensor on the meta device: it has no memory to write the images into")
     if out.requires_grad:  # torch refuses out= arguments that require grad; the images have no gradient
         raise ValueError("out must not require grad: pass out.detach() (the same memory) instead")
     if dtype is not None and dtype != out.dtype:
@@ -298,7 +304,9 @@ def _to_host(series: Any) -> Any:
 
 def _three(values: Any, name: str) -> tuple[float, float, float]:
     """Per-channel values: 3, or 1 repeated; finite (a NaN or inf makes every pixel NaN)."""
-    values = tuple(float(v) for v in (values if hasattr(values, "__len__") else [values]))
+    if hasattr(values, "tolist"):  # a NumPy array or a tensor, 0-d included
+        values = values.tolist()
+    values = tuple(float(v) for v in (values if isinstance(values, (list, tuple)) else [values]))
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:

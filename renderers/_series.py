@@ -28,8 +28,20 @@ def array_kind(series: Any) -> str:
 
 def as_rows_numpy(series: Any) -> np.ndarray:
     """A 2-D float array ``(n, t)`` (a 1-D input is one series), float32 or float64 kept; any other
-    numeric dtype (integers, float16, long double, which torch cannot take) becomes float64."""
-    x = np.asarray(series)
+    numeric dtype (integers, float16, long double, which torch cannot take) becomes float64. A masked
+    array's masked values and a pandas frame's missing values are NaN (a NaN tail is padding)."""
+    if isinstance(series, np.ma.MaskedArray):
+        series = series.astype(np.float64).filled(np.nan)
+    elif hasattr(series, "to_numpy") and not hasattr(series, "__array_namespace__"):  # pandas, also nullable Float64
+        try:
+            series = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass  # not numeric: refused below with its dtype
+    try:
+        x = np.asarray(series)
+    except ValueError as err:  # a ragged list of series
+        raise SeriesError(f"series could not be made one (n, t) array ({str(err).splitlines()[0]}); pad "
+                          "shorter series at the end with NaN") from None
     if x.dtype.kind not in "fiub":
         raise SeriesError(f"series must be numeric, got dtype {x.dtype}")
     if x.dtype not in (np.float32, np.float64):

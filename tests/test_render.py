@@ -677,3 +677,33 @@ def test_torch_default_dtype_float64_changes_nothing(method, float64_default):
     np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
     out = renderers.render_for_encoder(X, method, 40, mean=[0.5], std=[0.25], backend="torch")
     assert out.dtype == torch.float32 and out.shape == (6, 3, 40, 40)
+
+
+def test_inputs_users_have_are_taken_or_refused_clearly():
+    """From a review: a 0-d mean, a float batch size, a ragged list, a nullable pandas frame, a masked
+    array, a meta-device out and backend='cupy' without CuPy."""
+    import pandas as pd
+
+    x = np.random.default_rng(0).standard_normal((2, 30)).cumsum(axis=1)
+    want = renderers.render_for_encoder(x, "gasf", 16, 0.5, 0.25, backend="torch")
+    for mean in (np.array(0.5), torch.tensor(0.5), [0.5]):
+        torch.testing.assert_close(renderers.render_for_encoder(x, "gasf", 16, mean, 0.25, backend="torch"), want)
+    for bad in (2.5, "3"):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            renderers.render_for_encoder(x, "gasf", 16, 0.5, 0.25, batch_size=bad)
+    with pytest.raises(renderers.SeriesError, match="pad shorter series at the end with NaN"):
+        renderers.render([[1.0, 2.0, 3.0], [1.0, 2.0]], "gasf", size=8)
+    frame = pd.DataFrame(x).astype("Float64")
+    frame.iloc[1, -5:] = pd.NA  # a missing tail: padding
+    padded = x.copy()
+    padded[1, -5:] = np.nan
+    np.testing.assert_array_equal(np.asarray(renderers.render(frame, "gasf", size=8, backend="numpy")),
+                                  renderers.render(padded, "gasf", size=8, backend="numpy"))
+    masked = np.ma.masked_array(x, mask=np.isnan(padded))
+    np.testing.assert_array_equal(renderers.render(masked, "gasf", size=8, backend="numpy"),
+                                  renderers.render(padded, "gasf", size=8, backend="numpy"))
+    with pytest.raises(ValueError, match="meta device"):
+        renderers.render_for_encoder(x, "gasf", 16, 0.5, 0.25, out=torch.empty(2, 3, 16, 16, device="meta"))
+    if not renderers._render._cupy_usable():
+        with pytest.raises(ValueError, match="backend 'cupy' needs CuPy and a working CUDA GPU"):
+            renderers.render(x, "gasf", size=8, backend="cupy")
