@@ -9,6 +9,8 @@ Euclidean distance between trajectories a and b. The image is
   linear percentile); ``"distance"``: ``D < percentage / 100 * max(D)``;
 
 then resized from N to ``size`` (``box``: block means, i.e. the share of recurrences in a block).
+Every backend holds a series' N x N distances (the ``point`` threshold is a percentile of all of
+them): memory grows with N^2, about 3 GB at N = 20,000.
 Thresholded plots are computed in float64 so that no comparison flips against pyts. Every backend
 first multiplies the series by a power of two (``_scale``; the threshold too): no rounding changes,
 and squared differences of values near float64's limits neither overflow nor underflow.
