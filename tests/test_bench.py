@@ -733,3 +733,16 @@ def test_dtw_predicts_in_chunks_under_a_progress_bar(monkeypatch):
     assert advanced == [3, 3, 1]
     monkeypatch.setattr(tivit.baselines, "PREDICT_CHUNK", 100)
     assert run_baseline("1nn-dtw", X, y, Xt, yt, progress=True).accuracy == chunked.accuracy
+
+
+def test_a_run_killed_while_writing_its_settings_can_start_again(tmp_path):
+    """kill -9 inside the write of config.json left only its temporary file: the folder was 'not
+    empty' for a fresh run and 'not a tivit bench run' for --resume."""
+    from tivit.bench import BenchConfig, _open_out_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.json.x1y2z3.tmp").write_text("{half")
+    (out / ".lock").write_text("123")
+    assert _open_out_dir(out, BenchConfig().to_dict(), resume=False) == (None, [])
+    assert not (out / ".config.json.x1y2z3.tmp").exists()

@@ -352,3 +352,18 @@ def test_the_progress_bar_counts_whole_series(enc, X):
     job = _Job(X3, renderers.make_config("tivit"), enc, (1,), "mean", False, 4)  # 4 images a batch
     job.embed(slice(0, 7), Bar())
     assert all(isinstance(s, int) for s in steps) and sum(steps) == 7
+
+
+def test_saves_and_reports_sweep_what_a_killed_writer_left(enc, X, tmp_path):
+    import os
+    import time
+
+    out = tmp_path / "emb.npz"
+    stale, young = tmp_path / ".emb.npz.a1.tmp", tmp_path / ".emb.npz.a2.tmp"
+    other = tmp_path / ".notes.txt.a3.tmp"  # not ours to remove
+    for path in (stale, young, other):
+        path.write_bytes(b"half")
+    for path in (stale, other):
+        os.utime(path, (time.time() - 7200,) * 2)
+    extract(X[:2], "tivit", enc, layers=[1], cache_dir=False).save(out)
+    assert not stale.exists() and young.exists() and other.exists()

@@ -28,7 +28,14 @@ SCRIPT = textwrap.dedent(
         X = np.random.default_rng(0).normal(size=(11, 2, 30)).astype(np.float32)
         enc = load_encoder("vit_small_patch16_224", weights="random", device="cpu", img_size=32, depth=2)
         kwargs = dict(layers="all", devices=2, chunk_size=3, batch_size=4, progress=False)
+        import os
+
+        import torch
+
+        os.cpu_count = lambda: 16  # a bigger machine: the ranks took cpu_count / 2 = 8 threads each
+        torch.set_num_threads(1)  # as --threads 1 asks: the ranks must not take more
         plain = extract(X, "tivit", enc, cache_dir=False, **kwargs)
+        assert torch.get_num_threads() == 1, torch.get_num_threads()
         cached = extract(X, "tivit", enc, cache_dir=cache, **kwargs)  # second call reuses the process group
         import torch.distributed as dist
 
@@ -68,3 +75,33 @@ def test_two_processes_equal_one_and_fill_one_cache(tmp_path):
     enc.forward_layers = no_encoding
     hit = extract(X, "tivit", enc, layers="all", cache_dir=cache, chunk_size=3)
     np.testing.assert_array_equal(hit.values, np.load(f"{out}.cached.rank0.npy"))
+
+
+DIFFERENT_DATA = textwrap.dedent(
+    """
+    import os
+
+    import numpy as np
+
+    from tivit.embed import extract
+    from tivit.encoders import load_encoder
+
+
+    if __name__ == "__main__":
+        seed = int(os.environ.get("LOCAL_RANK", "0"))  # as an unseeded shuffle would differ per run
+        X = np.random.default_rng(seed).normal(size=(8, 1, 30)).astype(np.float32)
+        enc = load_encoder("vit_small_patch16_224", weights="random", device="cpu", img_size=32, depth=2)
+        extract(X, "tivit", enc, layers=[1], devices=2, chunk_size=2, cache_dir=False, progress=False)
+    """
+)
+
+
+def test_ranks_with_different_data_are_refused(tmp_path):
+    """Each rank re-runs the script: with data that differ between runs, rank 1's chunks of ITS data
+    were merged into rank 0's result without a word."""
+    script = tmp_path / "differ.py"
+    script.write_text(DIFFERENT_DATA)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TIVIT_NO_PROGRESS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert "the DDP ranks hold different data" in proc.stderr, proc.stderr[-3000:]

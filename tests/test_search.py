@@ -585,3 +585,16 @@ def test_cli_resize_applies_to_the_renderers_that_resize(tmp_path, monkeypatch):
     assert dict(params["gasf"])["resize"] == ("nearest", "box") and "lineplot" not in params
     result = CliRunner().invoke(app, base + ["--renderers", "lineplot", "--resize", "box"])
     assert result.exit_code == 2 and "--resize applies to renderers with a resize step; none of lineplot" in result.output
+
+
+def test_one_study_runs_in_one_process_at_a_time(tmp_path):
+    """Two searches on one study both ran every trial and stored each twice (301 trials for 200)."""
+    from tivit.search import study_lock
+
+    X, y = _planted()
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with study_lock(url, "s"):  # as another process would hold it
+        with pytest.raises(SearchError, match="study 's' .* is being run by another process"):
+            search_layer(X, y, n_trials=2, storage=url, study_name="s", resume=True)
+        assert search_layer(X, y, n_trials=2, storage=url, study_name="other", n_splits=3).n_trials == 2
+    assert search_layer(X, y, n_trials=2, storage=url, study_name="s", n_splits=3).n_trials == 2

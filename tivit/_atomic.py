@@ -71,6 +71,25 @@ def atomic_append_lines(path: str | os.PathLike, lines: Iterable[str]) -> Path:
     return atomic_write_bytes(path, old + new)
 
 
+def sweep_temporaries(folder: str | os.PathLike, name: str = "*", age_s: float = 3600.0) -> None:
+    """Remove the temporary files that :func:`atomic_write_bytes` left for target ``name`` in
+    ``folder`` when its process was killed, those older than ``age_s`` (a writer still at work
+    has a younger one; 0 when the caller holds the folder's lock)."""
+    import time
+
+    now = time.time()
+    try:
+        found = list(Path(folder).glob(f".{name}.*.tmp"))
+    except OSError:
+        return
+    for tmp in found:
+        try:
+            if now - tmp.stat().st_mtime >= age_s:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
 class CorruptFileError(ValueError):
     """A file tivit wrote no longer parses: it was changed or cut outside tivit (its writes are atomic)."""
 

@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from tivit._atomic import (CorruptFileError, atomic_append_lines, atomic_write_bytes, atomic_write_json,
-                           atomic_write_text, read_json, read_jsonl, sha256_file)
+                           atomic_write_text, read_json, read_jsonl, sha256_file, sweep_temporaries)
 from tivit.data import prepare_panel, series_lengths
 
 RESULT_COLUMNS = (
@@ -531,27 +531,15 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
     if out_dir.exists() and not out_dir.is_dir():
         raise BenchError(f"--out {out_dir} is a file; give a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks here
-        yield
-        return
-    with (out_dir / LOCK_FILE).open("a+", encoding="utf-8") as handle:
+    from tivit._lock import LockBusy, held
+
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise BenchError(f"another tivit bench (pid {owner}) is writing to {out_dir}; wait for it to "
+            stack.enter_context(held(out_dir / LOCK_FILE))
+        except LockBusy as busy:
+            raise BenchError(f"another tivit bench (pid {busy.owner}) is writing to {out_dir}; wait for it to "
                              "finish, or choose another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | None, list[dict]]:
@@ -561,6 +549,8 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | Non
         The run's ``config.json`` and its finished records (None and ``[]`` for a fresh folder).
     """
     config_path = out_dir / CONFIG_FILE
+    # the folder is locked by this run: a temporary file in it was left by a writer that was killed
+    sweep_temporaries(out_dir, age_s=0)
     existing = [p for p in out_dir.iterdir() if p.name != LOCK_FILE] if out_dir.is_dir() else []
     if not existing:
         return None, []

@@ -34,7 +34,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tivit._atomic import atomic_write_bytes, atomic_write_json
+from tivit._atomic import atomic_write_bytes, atomic_write_json, sweep_temporaries
 
 FORMAT = 1  # bump when the meaning of stored values changes
 _FLOAT16_MAX = 65000.0
@@ -241,7 +241,7 @@ class EmbeddingCache:
             elif set(layers) <= set(entry.layers) and entry.complete():
                 return entry
         if exact is not None:
-            _sweep_temporaries(exact.path)
+            sweep_temporaries(exact.path, age_s=_STALE_TEMPORARY_S)
             return exact
         path = self._key_dir(key) / _layer_id(layers)
         record = {
@@ -267,13 +267,3 @@ class EmbeddingCache:
         """Remove every cached embedding under this root."""
         shutil.rmtree(self.root, ignore_errors=True)
 
-
-def _sweep_temporaries(folder: Path) -> None:
-    """Remove the temporary files of atomic writes that a killed process left in ``folder`` (those of
-    a writer still at work are younger than an hour)."""
-    now = time.time()
-    with suppress(OSError):
-        for tmp in folder.glob(".*.tmp"):
-            with suppress(OSError):
-                if now - tmp.stat().st_mtime > _STALE_TEMPORARY_S:
-                    tmp.unlink()

@@ -24,11 +24,12 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from tivit._atomic import atomic_write_bytes
+from tivit._atomic import atomic_write_bytes, sweep_temporaries
 from tivit._progress import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,6 +117,7 @@ class Embeddings:
         np.savez(buffer, values=self.values, layers=np.asarray(self.layers), config=np.asarray(config),
                  random_weights=np.asarray(self.random_weights), **extra)
         atomic_write_bytes(path, buffer.getvalue())
+        sweep_temporaries(Path(path).parent, Path(path).name)  # of an earlier save that was killed
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Embeddings":
@@ -374,7 +376,7 @@ def extract(
             X = interpolate_missing(X)
         job = _Job(X, rcfg, enc, entry_layers, pool, bool(norm), batch_rows)
         if int(devices) > 1:
-            cached.update(_run_distributed(job, pending, chunk_rows, entry, int(devices), progress))
+            cached.update(_run_distributed(job, pending, chunk_rows, entry, int(devices), progress, key))
         else:
             todo = sum(chunk_rows(i).stop - chunk_rows(i).start for i in pending)
             label = f"embed {enc.name}" + (" [random weights]" if enc.random_weights else "")
@@ -446,17 +448,41 @@ def _close_process_group() -> None:
             dist.destroy_process_group()
 
 
-def _run_distributed(job: _Job, pending: list[int], chunk_rows, entry, devices: int, progress: bool) -> dict:
-    """Split the pending chunks over ``devices`` DDP ranks; every rank gets every chunk back."""
+def _run_distributed(job: _Job, pending: list[int], chunk_rows, entry, devices: int, progress: bool,
+                     key: str) -> dict:
+    """Split the pending chunks over ``devices`` DDP ranks; every rank gets every chunk back.
+
+    Every rank re-ran the caller's script to get here, so each holds its own copy of the data: the
+    ranks compare their cache keys (data, renderer, encoder) first, since a script whose data differ
+    between runs (an unseeded shuffle, a file that changed) would otherwise merge one rank's
+    embeddings of other series into the result.
+    """
     import torch
     import torch.distributed as dist
 
     enc = job.encoder
     accelerator = "cuda" if enc.device.startswith("cuda") else "cpu"
     fabric = _fabric(accelerator, devices)
+    world = fabric.world_size
+    keys: list[str] = [""] * world
+    dist.all_gather_object(keys, key)
+    if len(set(keys)) > 1:
+        raise RuntimeError(
+            "the DDP ranks hold different data, renderer or encoder settings (each re-ran the calling script): "
+            "make the script deterministic (seed its shuffles and splits) before extract(devices=...)")
+    threads = torch.get_num_threads()
+    if accelerator == "cpu":  # share the cores, never more than asked (--threads) per process
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) // world)))
+    try:
+        return _gather_chunks(job, enc, fabric, pending, chunk_rows, entry, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _gather_chunks(job: _Job, enc, fabric, pending: list[int], chunk_rows, entry, progress: bool) -> dict:
+    import torch.distributed as dist
+
     rank, world = fabric.global_rank, fabric.world_size
-    if accelerator == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     enc.to(fabric.device)
     pending = fabric.broadcast(list(pending), src=0)  # rank 0's view of the cache decides
     mine = pending[rank::world]

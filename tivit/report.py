@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tivit._atomic import CorruptFileError, atomic_write_bytes, atomic_write_text, read_json
+from tivit._atomic import CorruptFileError, atomic_write_bytes, atomic_write_text, read_json, sweep_temporaries
 
 REFERENCE_FILE = "reference_accuracies.csv"
 ARCHIVE_MEANS_FILE = "reference_archive_means.csv"
@@ -526,6 +526,7 @@ def write_report(out_dir: str | os.PathLike, report_dir: str | os.PathLike | Non
     run = load_run(out_dir)
     report_dir = Path(report_dir) if report_dir is not None else Path(out_dir) / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(report_dir)  # of a report killed while it was written
     layers_png = plot_layers(run, report_dir / "accuracy_by_layer.png")
     cd_png = plot_cd(run, report_dir / "critical_difference.png")
     if cd_png is None:

@@ -416,6 +416,32 @@ def _rdb_storage(url: str) -> "optuna.storages.RDBStorage":
     return storage
 
 
+@contextlib.contextmanager
+def study_lock(storage: Any, study_name: str):
+    """Hold a lock on ``study_name`` in an SQLite file while a search runs it: two processes on one
+    study both ran every trial and stored them twice. A lock file beside the database, one per
+    study (other studies in the file run freely); the OS drops it when its process dies. Server
+    databases (PostgreSQL, MySQL) and in-memory storage are not guarded."""
+    import hashlib
+
+    from tivit._lock import LockBusy, held
+
+    path = None
+    if isinstance(storage, str) and storage.startswith("sqlite:///") and ":memory:" not in storage:
+        path = Path(storage[len("sqlite:///"):]).expanduser()
+    if path is None or not path.parent.is_dir():  # a folder that does not exist: open_study says so
+        yield
+        return
+    lock = path.parent / f".{path.name}.{hashlib.sha256(study_name.encode()).hexdigest()[:12]}.lock"
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(held(lock))
+        except LockBusy as busy:
+            raise SearchError(f"study {study_name!r} in {storage} is being run by another process (pid "
+                              f"{busy.owner}); wait for it to finish, or choose another study name") from None
+        yield
+
+
 def open_study(
     study_name: str,
     storage: "str | optuna.storages.BaseStorage | None",
@@ -648,11 +674,11 @@ def search_layer(
     store = _EmbeddingStore(_no_encoder)
     store.put(("tivit", (), "mean"), values, layers)
     start = time.perf_counter()
-    with _quiet_optuna():
+    study_name = study_name or f"layer-search-seed{seed}"
+    with _quiet_optuna(), study_lock(storage, study_name):
         meta = {"kind": "layer", "seed": seed, "space": space.to_dict(), "n_folds": len(folds),
                 "train_sha256": _train_digest(values, y, data_digest)}
-        study, keep = open_study(study_name or f"layer-search-seed{seed}", storage, seed=seed, prune=prune,
-                                 resume=resume, meta=meta)
+        study, keep = open_study(study_name, storage, seed=seed, prune=prune, resume=resume, meta=meta)
         _run(study, _objective(space, layers, store, y, folds, seed, prune), n_trials, progress, "layer search",
              keep)
     best = study.best_trial
@@ -953,7 +979,7 @@ def search(
         "normalize": bool(normalize),
     }
     study_name = study_name or f"tivit-{name}-{enc.name}-seed{seed}"
-    with _quiet_optuna():
+    with _quiet_optuna(), study_lock(storage, study_name):
         study, keep = open_study(study_name, storage, seed=seed, prune=prune, resume=resume, meta=meta)
         start = time.perf_counter()
         ran = _run(study, _objective(space, layers, store, y_train, folds, seed, prune), n_trials, progress,
