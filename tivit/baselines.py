@@ -162,7 +162,7 @@ def run_baseline(
     start = time.perf_counter()
     model.fit(X_train, np.asarray(y_train))
     fitted = time.perf_counter()
-    chunk = PREDICT_CHUNK if key == "1nn-dtw" else len(X_test)  # MiniRocket predicts all at once in no time
+    chunk = PREDICT_CHUNK if key == "1nn-dtw" else max(1, len(X_test))  # MiniRocket: all at once, in no time
     parts = []
     with progress_bar(len(X_test), f"{key} predict", enabled=progress, unit="series") as bar:
         for first in range(0, len(X_test), chunk):

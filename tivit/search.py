@@ -658,7 +658,6 @@ def search_layer(
         resume: continue an existing study of that name (same features, labels, space and seed).
         progress: show a progress bar.
     """
-    from tivit.cache import data_digest
     from tivit.cv import cv_folds
 
     values, layers = _as_values(features, layers)
@@ -677,7 +676,7 @@ def search_layer(
     study_name = study_name or f"layer-search-seed{seed}"
     with _quiet_optuna(), study_lock(storage, study_name):
         meta = {"kind": "layer", "seed": seed, "space": space.to_dict(), "n_folds": len(folds),
-                "train_sha256": _train_digest(values, y, data_digest)}
+                "train_sha256": _train_digest(values, y)}
         study, keep = open_study(study_name, storage, seed=seed, prune=prune, resume=resume, meta=meta)
         _run(study, _objective(space, layers, store, y, folds, seed, prune), n_trials, progress, "layer search",
              keep)
@@ -687,10 +686,12 @@ def search_layer(
                        _finished(study), len(folds), time.perf_counter() - start, tuple(layers), int(seed))
 
 
-def _train_digest(X: np.ndarray, y: np.ndarray, data_digest) -> str:
+def _train_digest(X: np.ndarray, y: np.ndarray) -> str:
     """sha256 of training inputs and labels: a study resumed on other data (a dataset of the same
     name from another folder, or relabelled) must be refused, not mixed with the first one's trials."""
     import hashlib
+
+    from tivit.cache import data_digest
 
     labels = hashlib.sha256("\x1f".join(map(str, np.asarray(y).tolist())).encode()).hexdigest()
     return hashlib.sha256((data_digest(np.asarray(X)) + labels).encode()).hexdigest()
@@ -910,11 +911,9 @@ def search(
     """
     from tivit._threads import single_threaded
     from tivit.cv import cv_folds
+    from tivit.data import series_lengths
     from tivit.embed import extract
     from tivit.encoders import FrozenEncoder, check_pool, load_encoder, resolve_layers
-
-    from tivit.cache import data_digest
-    from tivit.data import series_lengths
 
     data = _load(dataset, data_dir)
     # looked up without reading them: the test split stays unread until the search is over
@@ -969,7 +968,7 @@ def search(
     meta = {
         "dataset": name,
         "n_train": int(len(y_train)),
-        "train_sha256": _train_digest(X_train, y_train, data_digest),
+        "train_sha256": _train_digest(X_train, y_train),
         "encoder": enc.identity(),
         "precision": enc.precision,
         "space": space.to_dict(),
