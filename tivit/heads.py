@@ -188,7 +188,8 @@ def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     peak = x.abs().amax(dim=dim, keepdim=True)
     shift = None
     if bool(((peak > 2.0**60) | ((peak < 2.0**-60) & (peak > 0))).any()):
-        shift = torch.frexp(peak).exponent.to(x.dtype)  # peak = m 2**e, m in [0.5, 1)
+        # peak = m 2**e, m in [0.5, 1); |e| <= 126 keeps 2**e a normal float32 (subnormal features)
+        shift = torch.frexp(peak).exponent.clamp(-126, 126).to(x.dtype)
         x = torch.ldexp(x, -shift)
     # the mean accumulated in float64: a constant column's mean is then its value, and centres it to 0
     mean = x.mean(dim=dim, keepdim=True, dtype=torch.float64).to(x.dtype)
