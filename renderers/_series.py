@@ -31,12 +31,16 @@ def as_rows_numpy(series: Any) -> np.ndarray:
     numeric dtype (integers, float16, long double, which torch cannot take) becomes float64. A masked
     array's masked values and a pandas frame's missing values are NaN (a NaN tail is padding)."""
     if isinstance(series, np.ma.MaskedArray):
-        series = series.astype(np.float64).filled(np.nan)
-    elif hasattr(series, "to_numpy") and not hasattr(series, "__array_namespace__"):  # pandas, also nullable Float64
-        try:
-            series = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            pass  # not numeric: refused below with its dtype
+        keep = series.dtype in (np.float32, np.float64)
+        series = (series if keep else series.astype(np.float64)).filled(np.nan)
+    elif hasattr(series, "to_numpy") and not hasattr(series, "__array_namespace__"):  # pandas
+        plain = series.to_numpy()
+        if plain.dtype == object:  # nullable dtypes (Float64, pd.NA): float64 with NaN for the missing
+            try:
+                plain = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                pass  # not numeric: refused below with its dtype
+        series = plain
     try:
         x = np.asarray(series)
     except ValueError as err:  # a ragged list of series

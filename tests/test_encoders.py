@@ -411,3 +411,19 @@ def test_weights_files_users_actually_have(tmp_path):
         load_encoder("vit_tiny_patch16_224", weights=tmp_path / "empty.pth", **args)
     with pytest.raises(EncoderError, match="weights must be 'pretrained', 'random' or a path .* got None"):
         load_encoder("vit_tiny_patch16_224", weights=None, **args)
+
+
+def test_recording_pretrained_loads_sees_its_own_thread_only_and_restores_torch():
+    """The patch of torch.nn.Module.load_state_dict recorded other threads' loads (a foreign
+    non-strict load could fail a pretrained one), and overlapping uses restored the wrong method."""
+    import threading
+
+    original = torch.nn.Module.load_state_dict
+    layer = torch.nn.Linear(2, 2)
+    with encoders._recorded_loads() as loads:
+        other = threading.Thread(target=lambda: layer.load_state_dict(layer.state_dict(), strict=False))
+        other.start()
+        other.join()
+        layer.load_state_dict(layer.state_dict())
+    assert len(loads) == 1
+    assert torch.nn.Module.load_state_dict is original

@@ -344,3 +344,13 @@ def test_dataframe_columns_are_checked_and_misuse_is_named():
     per_layer = fit_linear_per_layer(np.stack([X, X], axis=1), y)
     with pytest.raises(ValueError, match="4 values per layer; the heads were fitted on 5"):
         per_layer.predict(np.stack([X[:, :4], X[:, :4]], axis=1))
+
+
+@pytest.mark.parametrize("n, mean, sd", [(1000, 1000.0, 0.05), (5000, 10.0, 0.004), (200, 1.0, 1e-5)])
+def test_small_spreads_far_from_zero_are_standardised_as_sklearn_does(n, mean, sd):
+    """float32's eps in sklearn's constant test called a spread of 0.05 at 1,000 (n = 1,000) constant."""
+    from tivit.heads import _moments
+
+    x = (mean + sd * np.random.default_rng(0).standard_normal((n, 1))).astype(np.float32)
+    _, scale = _moments(torch.from_numpy(x), 0)
+    np.testing.assert_allclose(float(scale), StandardScaler().fit(x).scale_[0], rtol=1e-5)

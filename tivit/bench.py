@@ -370,6 +370,8 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
         for b in config.baselines:
             try:
                 res = run_baseline(b, B_train, y_train, B_test, y_test, seed=seed, progress=progress)
+            except MemoryError:
+                raise  # the machine's limit, not the baseline's: stop as for tivit itself
             except Exception as err:  # noqa: BLE001 - a baseline that cannot run costs its cells, not tivit's
                 error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 warnings.warn(f"{ds.name}: baseline {b} failed ({error}); its cells stay empty", stacklevel=2)

@@ -37,6 +37,8 @@ import numpy as np
 from tivit._atomic import atomic_write_bytes, atomic_write_json, sweep_temporaries
 
 FORMAT = 1  # bump when the meaning of stored values changes
+# The key also holds tivit's version (tivit/__init__.py, pyproject.toml): raise it with any change to a
+# renderer's or an encoder's numbers, so that no cache serves embeddings made before the change.
 _FLOAT16_MAX = 65000.0
 _STALE_TEMPORARY_S = 3600.0  # an atomic write's temporary file older than this was left by a killed writer
 

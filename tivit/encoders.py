@@ -29,6 +29,7 @@ import inspect
 import operator
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -786,24 +787,32 @@ def _misfit(display: str, timm_name: str, kwargs: dict, reason: str) -> EncoderW
         "drop the arguments that change its architecture, or use weights=PATH or 'random'")
 
 
+_LOADS = threading.Lock()  # one recording at a time: each restores exactly what it replaced
+
+
 @contextlib.contextmanager
 def _recorded_loads():
-    """Collect what every ``load_state_dict`` during the block returns (its missing keys)."""
+    """Collect what every ``load_state_dict`` of this thread returns during the block (its missing
+    keys). timm offers no other view of what its pretrained loading left unset; the patch of
+    ``torch.nn.Module`` is held under a lock and records the calling thread's loads only."""
     import torch
 
-    original = torch.nn.Module.load_state_dict
-    results: list = []
+    with _LOADS:
+        original = torch.nn.Module.load_state_dict
+        owner = threading.get_ident()
+        results: list = []
 
-    def recording(module, *args, **kwargs):
-        result = original(module, *args, **kwargs)
-        results.append(result)
-        return result
+        def recording(module, *args, **kwargs):
+            result = original(module, *args, **kwargs)
+            if threading.get_ident() == owner:
+                results.append(result)
+            return result
 
-    torch.nn.Module.load_state_dict = recording
-    try:
-        yield results
-    finally:
-        torch.nn.Module.load_state_dict = original
+        torch.nn.Module.load_state_dict = recording
+        try:
+            yield results
+        finally:
+            torch.nn.Module.load_state_dict = original
 
 
 def load_encoder_from_identity(

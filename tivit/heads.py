@@ -180,8 +180,9 @@ def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and population standard deviation as sklearn's StandardScaler takes them.
 
     A feature counts as constant (scale 1) by sklearn's test, relative to its size:
-    ``var <= n eps var + (n eps mean)^2`` (an absolute threshold dropped every feature whose spread
-    was below about 1e-6). Features whose squares would overflow or underflow (values near 1e19,
+    ``var <= n eps var + (n eps mean)^2`` with float64's eps (an absolute threshold dropped every
+    feature whose spread was below about 1e-6). The mean is accumulated in float64, so a constant
+    column centres to exactly 0 and its variance is exactly 0, as in sklearn's float64 arithmetic. Features whose squares would overflow or underflow (values near 1e19,
     or below 1e-19) are first scaled by a power of two, which is exact.
     """
     n = x.shape[dim]
@@ -194,8 +195,8 @@ def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     # the mean accumulated in float64: a constant column's mean is then its value, and centres it to 0
     mean = x.mean(dim=dim, keepdim=True, dtype=torch.float64).to(x.dtype)
     var = (x - mean).pow_(2).mean(dim=dim, keepdim=True)  # two-pass
-    eps = torch.finfo(x.dtype).eps
-    constant = var <= n * eps * var + (n * eps * mean) ** 2
+    eps = torch.finfo(torch.float64).eps  # sklearn's; float32's would call a spread of 1e-4 at 1,000 constant
+    constant = var <= n * eps * var + (n * eps * mean.double()) ** 2
     std = var.sqrt_()
     if shift is not None:
         mean, std = torch.ldexp(mean, shift), torch.ldexp(std, shift)
