@@ -10,21 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
-
-
-class LockBusy(RuntimeError):
-    """Another live process holds the lock; ``owner`` is its pid as it wrote it (or "unknown")."""
-
-    def __init__(self, path: Path, owner: str) -> None:
-        super().__init__(f"{path} is held by pid {owner}")
-        self.path, self.owner = path, owner
+from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def held(path: str | os.PathLike) -> Iterator[None]:
-    """Hold the exclusive lock ``path`` (created if missing) for the block; raise :class:`LockBusy`
-    at once if another process holds it."""
+def held(path: str | os.PathLike, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold the exclusive lock ``path`` (created if missing) for the block; if another process holds
+    it, raise at once the caller's error ``busy(owner's pid)``."""
     path = Path(path)
     try:
         import fcntl
@@ -36,7 +28,8 @@ def held(path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            raise LockBusy(path, handle.read().strip() or "unknown") from None
+            owner = handle.read().strip() or "unknown"
+            raise busy(owner) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

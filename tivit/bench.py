@@ -533,14 +533,13 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
     if out_dir.exists() and not out_dir.is_dir():
         raise BenchError(f"--out {out_dir} is a file; give a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    from tivit._lock import LockBusy, held
+    from tivit._lock import held
 
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(held(out_dir / LOCK_FILE))
-        except LockBusy as busy:
-            raise BenchError(f"another tivit bench (pid {busy.owner}) is writing to {out_dir}; wait for it to "
-                             "finish, or choose another --out") from None
+    def busy(owner: str) -> BenchError:
+        return BenchError(f"another tivit bench (pid {owner}) is writing to {out_dir}; wait for it to finish, "
+                          "or choose another --out")
+
+    with held(out_dir / LOCK_FILE, busy):
         yield
 
 

@@ -40,7 +40,6 @@ FORMAT = 1  # bump when the meaning of stored values changes
 # The key also holds tivit's version (tivit/__init__.py, pyproject.toml): raise it with any change to a
 # renderer's or an encoder's numbers, so that no cache serves embeddings made before the change.
 _FLOAT16_MAX = 65000.0
-_STALE_TEMPORARY_S = 3600.0  # an atomic write's temporary file older than this was left by a killed writer
 
 
 class CacheWarning(UserWarning):
@@ -243,7 +242,7 @@ class EmbeddingCache:
             elif set(layers) <= set(entry.layers) and entry.complete():
                 return entry
         if exact is not None:
-            sweep_temporaries(exact.path, age_s=_STALE_TEMPORARY_S)
+            sweep_temporaries(exact.path)  # of killed writers (an hour old: a writer at work has a younger one)
             return exact
         path = self._key_dir(key) / _layer_id(layers)
         record = {

@@ -424,7 +424,7 @@ def study_lock(storage: Any, study_name: str):
     databases (PostgreSQL, MySQL) and in-memory storage are not guarded."""
     import hashlib
 
-    from tivit._lock import LockBusy, held
+    from tivit._lock import held
 
     path = None
     if isinstance(storage, str) and storage.startswith("sqlite:///") and ":memory:" not in storage:
@@ -433,12 +433,11 @@ def study_lock(storage: Any, study_name: str):
         yield
         return
     lock = path.parent / f".{path.name}.{hashlib.sha256(study_name.encode()).hexdigest()[:12]}.lock"
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(held(lock))
-        except LockBusy as busy:
-            raise SearchError(f"study {study_name!r} in {storage} is being run by another process (pid "
-                              f"{busy.owner}); wait for it to finish, or choose another study name") from None
+    def busy(owner: str) -> SearchError:
+        return SearchError(f"study {study_name!r} in {storage} is being run by another process (pid {owner}); "
+                           "wait for it to finish, or choose another study name")
+
+    with held(lock, busy):
         yield
 
 
