@@ -121,6 +121,50 @@ def test_registers_and_no_prefix_models(images):
         siglip.forward_layers(torch.randn(2, 3, 32, 32), [1], pool="cls")
 
 
+def test_registers_without_class_token_refuse_class_pools():
+    """``*_reg4_gap`` models have four register tokens and no class token: token 0 is a register."""
+    gap = load_encoder("vit_base_patch16_reg4_gap_256", weights="random", img_size=32, depth=2, embed_dim=64,
+                       num_heads=2)
+    assert gap.prefix_tokens == 4 and not gap.has_cls
+    x = torch.randn(2, 3, 32, 32)
+    for pool in ("cls", "mean+cls"):
+        with pytest.raises(EncoderError, match="needs a class token"):
+            gap.forward_layers(x, [1], pool=pool)
+        with pytest.raises(EncoderError, match="needs a class token"):
+            gap.pooled_width(pool)
+    tokens = _manual_tokens(gap.model, x, 1)
+    torch.testing.assert_close(gap.forward_layers(x, [1], "mean_patch")[:, 0], tokens[:, 4:].mean(1), atol=1e-5,
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vit_relpos_small_patch16_224", "eva02_tiny_patch14_224"])
+def test_vits_of_other_classes_read_every_block(name):
+    """timm's relpos ViT (no prefix tokens) failed on any block when asked for prefix tokens."""
+    import timm
+
+    kwargs = dict(img_size=32, patch_size=8, depth=3, embed_dim=64, num_heads=2)
+    enc = load_encoder(name, weights="random", **kwargs)
+    x = torch.randn(2, 3, 32, 32)
+    got = enc.forward_layers(x, [1, 3], pool="mean")
+    with torch.no_grad():
+        states = enc.model.forward_intermediates(x, indices=[0, 2], return_prefix_tokens=enc.prefix_tokens > 0,
+                                                 output_fmt="NLC", intermediates_only=True)
+    want = [torch.cat([s[1], s[0]], 1) if isinstance(s, tuple) else s for s in states]
+    for i in range(2):
+        torch.testing.assert_close(got[:, i], want[i].mean(1), atol=1e-5, rtol=1e-5)
+    assert isinstance(enc.model, timm.models.VisionTransformer) is False
+
+
+def test_an_image_side_the_patches_do_not_tile():
+    """dinov2 at img_size=64 (patch 14) reads a 56-pixel grid: the renderer's last 8 rows and
+    columns never reach it. A given size is refused; a model's own such size warns."""
+    with pytest.raises(EncoderError, match=r"not a multiple of the patch size 14.*img_size=56 or img_size=70"):
+        load_encoder("dinov2-s", weights="random", img_size=64, depth=2)
+    with pytest.warns(UserWarning, match=r"reads only the first 216 pixels"):
+        enc = load_encoder("vit_tiny_patch16_224", weights="random", patch_size=12, depth=1, embed_dim=32, num_heads=2)
+    assert enc.input_size == 224
+
+
 def test_resolve_layers():
     assert resolve_layers("all", 12) == tuple(range(1, 13))
     assert resolve_layers(None, 3) == (1, 2, 3)

@@ -640,7 +640,7 @@ def _run_locked(names, out_dir, old, kept, config, archive, data_dir, batch_size
                            precision=config.recipe.precision_for(config.precision), **dict(config.encoder_args))
     try:  # before anything is written: a dataset failing on them would leave a run --resume refuses to fix
         resolve_layers(config.layers, encoder.depth)
-        check_pool(config.pool, encoder.prefix_tokens)
+        check_pool(config.pool, encoder.has_cls)
     except EncoderError as err:
         raise BenchError(f"{err} (nothing was run)") from None
     was = (old or {}).get("encoder_info", {}).get("precision")

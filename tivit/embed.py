@@ -327,7 +327,7 @@ def extract(
     rcfg = _renderer_config(renderer, renderer_params)
     enc = _encoder(encoder, weights, device, seed, encoder_args, precision)
     layers = resolve_layers(layers, enc.depth)
-    check_pool(pool, enc.prefix_tokens)
+    check_pool(pool, enc.has_cls)
     if norm and not enc.final_norm:
         raise ValueError(f"{enc.name} has no final norm; use norm=False")
     if int(devices) < 1:

@@ -188,8 +188,8 @@ def _parse_layer_string(text: str, depth: int) -> list[int]:
     return out
 
 
-def check_pool(pool: str, prefix_tokens: int = 1) -> str:
-    """Validate a pooling name for a model with ``prefix_tokens`` prefix tokens.
+def check_pool(pool: str, has_cls: bool = True) -> str:
+    """Validate a pooling name for a model with (``has_cls``) or without a class token.
 
     ``mean`` averages all tokens including prefix tokens (the published recipe); ``mean_patch`` only
     the patch tokens; ``cls`` takes the class token; ``mean+cls`` concatenates ``mean`` and ``cls``
@@ -199,8 +199,10 @@ def check_pool(pool: str, prefix_tokens: int = 1) -> str:
         close = difflib.get_close_matches(str(pool), POOLS, n=2)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         raise EncoderError(f"unknown pool {pool!r}{hint}; choose one of {', '.join(POOLS)}")
-    if pool in ("cls", "mean+cls") and prefix_tokens == 0:
-        raise EncoderError(f"pool {pool!r} needs a class token, but this model has none (SigLIP); use 'mean'")
+    if pool in ("cls", "mean+cls") and not has_cls:
+        # register tokens alone are no class token (``*_reg4_gap`` models): token 0 would be a register
+        raise EncoderError(f"pool {pool!r} needs a class token, but this model has none (SigLIP and the "
+                           "'gap' models pool their tokens instead); use 'mean' or 'mean_patch'")
     return pool
 
 
@@ -330,7 +332,7 @@ class FrozenEncoder:
 
     def pooled_width(self, pool: str = "mean") -> int:
         """Width of one pooled layer vector: ``2 * width`` for ``mean+cls``, else ``width``."""
-        return 2 * self.width if check_pool(pool, self.prefix_tokens) == "mean+cls" else self.width
+        return 2 * self.width if check_pool(pool, self.has_cls) == "mean+cls" else self.width
 
     def to(self, device: "str | torch.device") -> "FrozenEncoder":
         """Move the model to ``device`` in place. An automatic precision follows the device (bf16 or fp16
@@ -390,7 +392,7 @@ class FrozenEncoder:
         import torch
 
         layers = resolve_layers(layers, self.depth)
-        check_pool(pool, self.prefix_tokens)
+        check_pool(pool, self.has_cls)
         if norm and not self.final_norm:
             raise EncoderError(f"{self.name} has no final norm; use norm=False")
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, self.input_size, self.input_size):
@@ -438,7 +440,9 @@ def _intermediates(model, x, blocks, norm):
     return model.forward_intermediates(
         x,
         indices=list(blocks),
-        return_prefix_tokens=True,
+        # timm's ViTs without prefix tokens other than VisionTransformer itself (relpos, Eva, PE) fail
+        # when asked for prefix tokens they do not have
+        return_prefix_tokens=getattr(model, "num_prefix_tokens", 0) > 0,
         norm=norm,
         stop_early=True,
         output_fmt="NLC",
@@ -679,6 +683,7 @@ def load_encoder(
         shape_only = None if weights == "random" else _weightless(timm_name, kwargs)
         if shape_only is not None:
             _check_family(shape_only, timm_name)
+            _check_grid(shape_only, timm_name, "img_size" in timm_kwargs)
         if weights == "random":
             model = _build(timm_name, kwargs, seed)
             weights_label = f"random(seed={int(seed)})"
@@ -699,6 +704,7 @@ def load_encoder(
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
     if shape_only is None:
         _check_family(model, timm_name)
+        _check_grid(model, timm_name, "img_size" in timm_kwargs)
     model.eval().requires_grad_(False).float().to(device)  # fp32 weights whatever torch's default dtype
     resolved = _default_precision(device) if precision == "auto" else precision
     return FrozenEncoder(
@@ -741,6 +747,26 @@ def _check_family(model, timm_name: str) -> None:
         # CaiT, XCiT: blocks without the class token (it joins after them), so no per-layer prefix tokens
         raise EncoderError(f"{timm_name} does not return its prefix tokens per block (CaiT/XCiT-style class "
                            "attention); tivit reads ViT-family models whose blocks carry every token")
+
+
+def _check_grid(model, timm_name: str, size_given: bool) -> None:
+    """An input side that is not a multiple of the patch side: the patch grid stops short of the
+    image's far edge, so its last rows and columns never reach the model. Refused when the size was
+    given (a tiny ``img_size=64`` with patch 14 would drop 8 of 64 pixels); a warning when it is the
+    model's own (``*_patch14_siglip_384`` reads 378 of its 384 pixels, as it was trained)."""
+    embed = model.patch_embed
+    if getattr(embed, "dynamic_img_pad", False) or getattr(embed, "img_size", None) is None:
+        return  # timm pads the image up to whole patches itself
+    size, patch = tuple(embed.img_size), tuple(embed.patch_size)
+    seen = tuple(s // p * p for s, p in zip(size, patch))
+    if seen == size:
+        return
+    message = (f"{timm_name}: img_size {size[0]} is not a multiple of the patch size {patch[0]}; the model reads "
+               f"only the first {seen[0]} pixels of each row and column of the rendered image")
+    if size_given:
+        lower, upper = seen[0], seen[0] + patch[0]
+        raise EncoderError(f"{message}. Use img_size={lower} or img_size={upper}")
+    warnings.warn(message, stacklevel=3)
 
 
 def _load_pretrained(display: str, timm_name: str, kwargs: dict):

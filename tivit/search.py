@@ -937,7 +937,7 @@ def search(
                            **(encoder_args or {}))
     layers = resolve_layers(space.layers, enc.depth)
     for pool in space.pools:
-        check_pool(pool, enc.prefix_tokens)
+        check_pool(pool, enc.has_cls)
     import renderers
 
     unknown = [m for m in space.renderers if m not in renderers.METHODS]

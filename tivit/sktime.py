@@ -658,7 +658,7 @@ class TiViTTransformer(BaseTransformer):
         else:
             layers = self.layers
         self.layers_ = resolve_layers(layers, encoder.depth)
-        check_pool(recipe.pool, encoder.prefix_tokens)
+        check_pool(recipe.pool, encoder.has_cls)
         recipe.renderer_config()  # fail at fit on a bad renderer, not at transform
         panel = _to_panel(X)
         self.n_timepoints_, self.n_channels_ = int(panel.shape[2]), int(panel.shape[1])
