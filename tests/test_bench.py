@@ -294,6 +294,10 @@ def test_baselines_inputs_and_one_nn_dtw():
     train, test = prepare_baseline_panel(X, X.copy())
     np.testing.assert_allclose(train[0, 0], np.interp(np.linspace(0, 1, 6), np.linspace(0, 1, 4), [0, 1, 2, 3]))
     assert train[1, 0, 2] == pytest.approx(8.0) and np.isfinite(test).all()
+    longer = np.arange(10, dtype=np.float32).reshape(1, 1, 10)  # the test split sets no length
+    train, test = prepare_baseline_panel(X, longer)
+    assert train.shape[2] == test.shape[2] == 6
+    np.testing.assert_allclose(test[0, 0], np.linspace(0, 9, 6))
     with pytest.raises(ValueError, match="NaN-free"):
         run_baseline("minirocket", X, np.array(["a", "b"]), X, np.array(["a", "b"]))
     with pytest.raises(ValueError, match="length >= 9"):

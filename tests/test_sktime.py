@@ -113,6 +113,23 @@ def test_unequal_length_in_sktime_containers_equals_the_nan_padded_panel():
     np.testing.assert_allclose(clf.predict_proba(df_list), clf.predict_proba(X_test), atol=1e-6)
 
 
+@pytest.mark.parametrize("preset,policy", [("default", "zeros"), ("default", "resample"), ("paper", None)])
+def test_training_length_is_the_longest_training_series_not_the_panel_width(preset, policy):
+    """load_dataset widens train to the test split's width: that width set the training length, so
+    the test split changed the fitted model, and a DataFrame of the same series gave other numbers."""
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 12, 10)
+    X_train = X_train[:, :, :100].copy()
+    X_train[::3, :, 80:] = np.nan  # unequal lengths; the longest training series has 100 values
+    wide = np.concatenate([X_train, np.full(X_train.shape[:2] + (50,), np.nan, np.float32)], axis=2)
+    args = dict(**TINY, preset=preset, layer=2, unequal_length=policy)
+    narrow_clf = TiViTClassifier(**args).fit(X_train, y_train)
+    wide_clf = TiViTClassifier(**args).fit(wide, y_train)
+    assert narrow_clf.n_timepoints_ == wide_clf.n_timepoints_ == 100
+    np.testing.assert_array_equal(wide_clf.predict_proba(X_test), narrow_clf.predict_proba(X_test))
+    transformer = TiViTTransformer(**{k: v for k, v in args.items() if k != "layer"}, layers=[2])
+    assert transformer.fit(wide).n_timepoints_ == 100
+
+
 def test_layer_auto_mix_and_fusion():
     from sktime.transformations.rocket import MiniRocket
 

@@ -9,7 +9,8 @@ Both come from sktime, so their numbers are sktime's, not a re-implementation:
 
 Both need equal-length series without NaN. Their input policy (documented, applied by
 :func:`prepare_baseline_panel`): NaN inside a series is linearly interpolated (edges: nearest
-value), and unequal-length series are linearly resampled to the longest training/test length.
+value), and unequal-length series of both splits are linearly resampled to the longest training
+series (the test split sets nothing a baseline is fitted on).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def prepare_baseline_panel(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.
     from tivit.data import interpolate_missing, resample_to_length, series_lengths
 
     X_train, X_test = interpolate_missing(X_train), interpolate_missing(X_test)
+    # the training split alone sets the length: the test split informs nothing a baseline is fitted on
+    length = int(series_lengths(X_train).max())
     lengths = np.concatenate([series_lengths(X_train), series_lengths(X_test)])
-    length = int(lengths.max())
-    if lengths.min() != length or X_train.shape[2] != length or X_test.shape[2] != length:
+    if (lengths != length).any() or X_train.shape[2] != length or X_test.shape[2] != length:
         X_train, X_test = resample_to_length(X_train, length), resample_to_length(X_test, length)
     return np.ascontiguousarray(X_train, np.float32), np.ascontiguousarray(X_test, np.float32)
 

@@ -78,6 +78,18 @@ def _to_panel(X: Any) -> np.ndarray:
     raise TypeError(f"unsupported inner data type {type(X).__name__}")
 
 
+def _training_panel(X: Any) -> tuple[np.ndarray, int]:
+    """The training panel cut after its longest series, and that length: what ``zeros`` and
+    ``resample`` pad or stretch to. A numpy panel may be wider than its series (``load_dataset``
+    widens train to the test split's width): its width would let the test split set the training
+    length, and make a numpy panel and the same series in a DataFrame give different numbers."""
+    from tivit.data import series_lengths
+
+    panel = _to_panel(X)
+    longest = int(series_lengths(panel).max(initial=0))
+    return (panel[:, :, :longest], longest) if longest else (panel, int(panel.shape[2]))
+
+
 def _float32(values: np.ndarray) -> np.ndarray:
     """A float32 copy; finite values beyond float32's range are refused (they would become inf)."""
     values = np.asarray(values)
@@ -407,8 +419,8 @@ class TiViTClassifier(BaseClassifier):
         if wrong and isinstance(layer, str) and layer == "auto":  # unused for any other layer
             raise ValueError(f"search_trials must be a positive integer (trials of the layer='auto' search), "
                              f"got {trials!r}")
-        panel = _to_panel(X)
-        self.n_timepoints_, self.n_channels_ = int(panel.shape[2]), int(panel.shape[1])
+        panel, self.n_timepoints_ = _training_panel(X)
+        self.n_channels_ = int(panel.shape[1])
         panel = recipe.prepare(panel)
 
         encoder = recipe.load_encoder(self)
@@ -660,8 +672,8 @@ class TiViTTransformer(BaseTransformer):
         self.layers_ = resolve_layers(layers, encoder.depth)
         check_pool(recipe.pool, encoder.has_cls)
         recipe.renderer_config()  # fail at fit on a bad renderer, not at transform
-        panel = _to_panel(X)
-        self.n_timepoints_, self.n_channels_ = int(panel.shape[2]), int(panel.shape[1])
+        panel, self.n_timepoints_ = _training_panel(X)
+        self.n_channels_ = int(panel.shape[1])
         return self
 
     def _transform(self, X, y=None):
