@@ -8,8 +8,10 @@ versions cannot be compared with another.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+from pathlib import Path
 
 _PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "pyts", "sktime", "timm", "optuna", "lightning", "tivit")
 
@@ -62,3 +64,40 @@ def describe(**extra) -> dict:
         "load_average": list(os.getloadavg()),
         **extra,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# command-line arguments shared by the scripts: checked before minutes of measuring, not after
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (runs, repeats, threads, series, batch sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: an integer >= 0 (0 skips that part)."""
+    value = positive_int(text) if text.strip() != "0" and not text.strip().startswith("-") else int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0 (0 skips it)")
+    return value
+
+
+def result_file(text: str) -> Path:
+    """argparse type: a JSON file to write at the end, checked now (a folder, or a folder that
+    does not exist or cannot be written, would lose the whole run at its last step)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name such as {path / 'result.json'}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable")
+    return path

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _machine import cpu_model, describe
+from _machine import count, cpu_model, describe, positive_int, result_file
 
 RESULT = Path(__file__).parent / "results" / "embed.json"
 BATCH = 32
@@ -300,11 +300,13 @@ def rss_child(n: int, out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n-small", type=int, default=32, help="series for the vit_small cases")
-    parser.add_argument("--n-base", type=int, default=16, help="series for the vit_base cases")
-    parser.add_argument("--rss-n", type=int, default=20_000, help="series for the peak-RSS run (0: skip)")
+    parser.add_argument("--n-small", type=positive_int, default=32, help="series for the vit_small cases")
+    parser.add_argument("--n-base", type=positive_int, default=16, help="series for the vit_base cases")
+    parser.add_argument("--rss-n", type=count, default=20_000, help="series for the peak-RSS run (0: skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 variant (run only on CPUs with bf16 units)")
+    parser.add_argument("--out", type=result_file, default=RESULT,
+                        help="result file; --rss-n 0 carries its RSS run forward (default: %(default)s)")
     parser.add_argument("--rss-child", type=str, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TIVIT_NO_PROGRESS", "1")
@@ -372,10 +374,10 @@ def main() -> None:
         "middle_layer_speedup>=1.2": target("middle", "speedup", 1.2),
         "gflops>=60%_of_matmul": target("all", "fraction_of_matmul_same_round", 0.6),
     }
-    if rss is None and RESULT.exists():  # --rss-n 0: keep the last recorded RSS run, labelled as such
-        previous = json.loads(RESULT.read_text()).get("rss")
+    if rss is None and args.out.exists():  # --rss-n 0: keep the last recorded RSS run, labelled as such
+        previous = json.loads(args.out.read_text()).get("rss")
         if previous:
-            rss = {**previous, "carried_from_run": previous.get("carried_from_run") or json.loads(RESULT.read_text())["created"]}
+            rss = {**previous, "carried_from_run": previous.get("carried_from_run") or json.loads(args.out.read_text())["created"]}
     if rss:
         targets["peak_rss<3GB"] = {"peak_rss_mb": rss["peak_rss_mb"], "met": rss["peak_rss_mb"] < 3 * 1024}
     result = {
@@ -392,11 +394,11 @@ def main() -> None:
         "seconds": time.perf_counter() - started,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic_write_json(RESULT, result)
+    atomic_write_json(args.out, result)
     for name, row in targets.items():
         figures = ", ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float))
         print(f"target {name}: {'met' if row['met'] else 'NOT met'} ({figures})")
-    print(f"wrote {RESULT} in {result['seconds']:.0f} s")
+    print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _machine import describe
+from _machine import describe, positive_int, result_file
 
 RESULT = Path(__file__).parent / "results" / "heads.json"
 
@@ -49,8 +49,9 @@ def synthetic_embeddings(n: int = 1000, layers: int = 12, width: int = 384, clas
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each side (best is kept)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (torch and BLAS)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each side (best is kept)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for both sides (torch and BLAS)")
+    parser.add_argument("--out", type=result_file, default=RESULT, help="result file (default: %(default)s)")
     args = parser.parse_args()
 
     import torch
@@ -138,7 +139,7 @@ def main() -> None:
     print(f"layer choice, {len(folds)} folds x {L} layers: choose_layer {min(choice_times):.3f} s, "
           f"sklearn fold by fold {min(choice_sk_times):.3f} s, ratio {choice_ratio:.3f}; "
           f"max CV accuracy gap {choice_gap:.4f}")
-    atomic_write_json(RESULT, {
+    atomic_write_json(args.out, {
         "benchmark": "heads",
         "data": {"series": n, "layers": L, "width": d, "classes": 10, "fit": len(fit), "test": len(test),
                  "kind": "synthetic, seeded (seed 0)"},
@@ -159,7 +160,7 @@ def main() -> None:
         "met": met,
         "machine": describe(threads=args.threads),
     })
-    print(f"wrote {RESULT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

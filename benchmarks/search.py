@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _machine import describe
+from _machine import describe, positive_int, result_file
 
 RESULT = Path(__file__).parent / "results" / "search.json"
 ACCURACY_DATASETS = (
@@ -129,11 +129,13 @@ def accuracy(trials: int, cache_dir: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=100, help="trials of the timed search (part 1)")
-    parser.add_argument("--accuracy-trials", type=int, default=30, help="trials per dataset (part 2)")
+    parser.add_argument("--trials", type=positive_int, default=100, help="trials of the timed search (part 1)")
+    parser.add_argument("--accuracy-trials", type=positive_int, default=30, help="trials per dataset (part 2)")
     parser.add_argument("--part", choices=("speed", "accuracy", "both"), default="both")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats in part 1 (best is kept)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats in part 1 (best is kept)")
     parser.add_argument("--cache-dir", default=None, help="embedding cache to use and keep (default: a temporary one)")
+    parser.add_argument("--out", type=result_file, default=RESULT,
+                        help="result file; a part not rerun is kept from it (default: %(default)s)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -148,18 +150,18 @@ def main() -> None:
         if args.part in ("accuracy", "both"):
             out["accuracy"] = accuracy(args.accuracy_trials, cache_dir)
     out["machine"]["loadavg_at_end"] = os.getloadavg()
-    if RESULT.exists():  # keep the other part of an earlier run when only one part is rerun
+    if args.out.exists():  # keep the other part of an earlier run when only one part is rerun
         import json
 
-        old = json.loads(RESULT.read_text())
+        old = json.loads(args.out.read_text())
         for part in ("speed", "accuracy"):
             if part in old and part not in out:  # kept with the machine it was measured on
                 out[part] = {"machine": old.get("machine"), **old[part]}
     for part in ("speed", "accuracy"):
         if part in out and "machine" not in out[part]:
             out[part]["machine"] = out["machine"]
-    atomic_write_json(RESULT, out)
-    print(f"wrote {RESULT}")
+    atomic_write_json(args.out, out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

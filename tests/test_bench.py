@@ -99,6 +99,18 @@ def test_bench_summaries_last_cv_searched_oracle_and_baseline(bench_run):
     assert {"torch", "timm", "sktime", "tivit"} <= set(config["versions"])
 
 
+def test_recorded_tivit_version_is_the_codes(monkeypatch):
+    """An editable install's metadata keeps the version it was installed with (0.1.0 after the bump)."""
+    import importlib.metadata
+
+    import tivit
+    from tivit.bench import _versions
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == "tivit" else real(name))
+    assert _versions(("tivit", "numpy"))["tivit"] == tivit.__version__
+
+
 def test_bench_numbers_equal_the_python_api(bench_run):
     """TiViTClassifier with the same settings scores exactly what the bench wrote (layer k, and auto = searched);
     the cv row is choose_layer on the training embeddings."""

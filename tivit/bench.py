@@ -427,13 +427,18 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
 
 
 def _versions(names: Sequence[str] = _VERSIONED) -> dict[str, str]:
-    """Python's version and each package's (``"not installed"`` when absent)."""
+    """Python's version and each package's (``"not installed"`` when absent).
+
+    tivit's own is the code's ``__version__``: an editable install's metadata keeps the version it
+    was installed with until it is reinstalled."""
     from importlib.metadata import PackageNotFoundError, version
+
+    from tivit import __version__
 
     out = {"python": platform.python_version()}
     for name in names:
         try:
-            out[name] = version(name)
+            out[name] = __version__ if name == "tivit" else version(name)
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
