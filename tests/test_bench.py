@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -661,6 +662,33 @@ def test_a_cv_where_every_layer_ties_warns(tmp_path):
                                          r"no search is run"):
         result = evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
     assert result["tivit"]["searched"] is None  # every trial would score 0: the search refuses such labels
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         search_trials=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+    said = [str(w.message) for w in caught if "every layer scores" in str(w.message)]
+    assert len(said) == 1 and "search" not in said[0]  # none was asked for
+
+
+def test_many_classes_do_not_warn_of_a_regression_problem():
+    """scikit-learn's "y could represent a regression problem" came once per head and fold fit on a
+    dataset whose classes outnumber half its series (PigCVP)."""
+    from tivit.bench import BenchConfig, evaluate_dataset
+    from tivit.data import Dataset
+    from tivit.encoders import load_encoder
+
+    rng = np.random.default_rng(0)
+    labels = np.array([f"c{k}" for k in range(6) for _ in range(2)] + [f"s{k}" for k in range(12)])
+    ds = Dataset(name="Many", archive="ucr", source="test", X_train=rng.standard_normal((24, 1, 24)).astype(np.float32),
+                 y_train=labels, X_test=rng.standard_normal((24, 1, 24)).astype(np.float32), y_test=labels)
+    enc = load_encoder(ENCODER, weights="random", device="cpu", **TINY)
+    config = BenchConfig(encoder=ENCODER, weights="random", encoder_args=tuple(TINY.items()), baselines=(),
+                         search_trials=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_dataset(ds, enc, config, cache_dir=False, progress=False)
+    assert not [w for w in caught if "regression problem" in str(w.message)]
 
 
 def test_the_cv_layer_is_chosen_with_the_runs_C(monkeypatch):

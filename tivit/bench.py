@@ -282,6 +282,15 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
     Returns:
         The record written to ``runs.jsonl`` (JSON-able), with ``results`` and ``summary`` rows.
     """
+    from tivit.cv import many_classes_expected
+
+    with many_classes_expected():  # a classification dataset's labels, whatever their count
+        return _evaluate_dataset(ds, encoder, config, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+                                 fit_stream=fit_stream)
+
+
+def _evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: int | str, cache_dir: Any,
+                      progress: bool, fit_stream: Any) -> dict:
     from tivit._threads import single_threaded
     from tivit.baselines import prepare_baseline_panel, run_baseline
     from tivit.embed import extract
@@ -333,7 +342,7 @@ def evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size: 
             # folds cannot tell the layers apart
             warnings.warn(f"{ds.name}: every layer scores {next(iter(choice.scores.values())):.3f} in cross-validation "
                           f"on train ({smallest} series in the smallest class): the cv layer is a tie-break, not a "
-                          f"choice{'' if scorable else ', and no search is run (nothing for it to score)'}",
+                          f"choice{'' if scorable or not config.search_trials else ', and no search is run (nothing for it to score)'}",
                           stacklevel=2)
         searched = None
         if config.search_trials and scorable:
