@@ -377,7 +377,8 @@ def main() -> None:
     if rss is None and args.out.exists():  # --rss-n 0: keep the last recorded RSS run, labelled as such
         previous = json.loads(args.out.read_text()).get("rss")
         if previous:
-            rss = {**previous, "carried_from_run": previous.get("carried_from_run") or json.loads(args.out.read_text())["created"]}
+            created = json.loads(args.out.read_text())["created"]
+            rss = {**previous, "carried_from_run": previous.get("carried_from_run") or created}
     if rss:
         targets["peak_rss<3GB"] = {"peak_rss_mb": rss["peak_rss_mb"], "met": rss["peak_rss_mb"] < 3 * 1024}
     result = {

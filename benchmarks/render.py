@@ -306,7 +306,8 @@ def main() -> None:
     parser.add_argument("--rss-n", type=count, default=100_000, help="series for the peak-RSS run (0: skip)")
     parser.add_argument("--batch", type=positive_int, default=256, help="series per batch in the peak-RSS run")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads for every measurement")
-    parser.add_argument("--runs", type=positive_int, default=3, help="whole runs of the ratio cases; the median run is kept")
+    parser.add_argument("--runs", type=positive_int, default=3,
+                        help="whole runs of the ratio cases; the median run is kept")
     parser.add_argument("--quick", action="store_true", help="small n everywhere (a smoke run; not recorded)")
     parser.add_argument("--out", type=result_file, default=RESULT, help="result file (default: %(default)s)")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)

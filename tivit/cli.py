@@ -519,7 +519,8 @@ def _index_rows(ranges: list[tuple[int, int]], n: int, where: str) -> list[int]:
 @app.command()
 def render(
     dataset: str = typer.Option(..., "--dataset", help="Dataset name (see `tivit datasets`)."),
-    out: Path = typer.Option(..., "--out", help="Folder for the PNG files (created if missing; files of the same name are replaced)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the PNG files (created if missing; a file of the same "
+                             "name is replaced)."),
     method: str = typer.Option("tivit", help="tivit, gasf, gadf, mtf, recurrence or lineplot."),
     index: str = typer.Option("0", "--index", help="Series to draw: 0,1,2 or 0-4 (rows of --split)."),
     size: int = typer.Option(224, help="Image side in pixels."),
