@@ -154,12 +154,66 @@ def test_fit_leaves_global_state_and_disk_alone(tmp_path, monkeypatch):
     flag = torch.are_deterministic_algorithms_enabled()
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # Lightning's deterministic mode turns it off
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # ... and sets this variable
-    HeadClassifier().fit(X, y)
-    HeadClassifier("mlp", max_epochs=3).fit(X, y)
+    monkeypatch.setenv("PL_SEED_WORKERS", "1")  # seed_everything(workers=False) set it to "0"
+    heads = [HeadClassifier().fit(X, y), HeadClassifier("mlp", max_epochs=3).fit(X, y),
+             HeadClassifier("layer_mix").fit(np.stack([X, X], 1), y)]
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert torch.are_deterministic_algorithms_enabled() == flag
     assert torch.backends.cudnn.benchmark is True and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert os.environ["PL_SEED_WORKERS"] == "1"
     assert os.listdir(tmp_path) == []  # no lightning_logs, no checkpoints
+    # a fitted head keeps no Trainer (its loaders held a copy of the training data)
+    assert all(head.module_._trainer is None for head in heads)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_heads_fit_on_a_gpu_and_leave_its_random_state_alone():
+    """The mlp's validation stacked a CPU count with a CUDA loss; seeding reseeded every CUDA generator."""
+    X, y = _blobs(n=120, d=8, signal=1.5)
+    torch.cuda.manual_seed_all(11)
+    before = torch.cuda.get_rng_state()
+    for kind in ("linear", "mlp", "layer_mix"):
+        features = np.stack([X, X], 1) if kind == "layer_mix" else X
+        head = HeadClassifier(kind, accelerator="cuda", max_epochs=5).fit(features, y)
+        cpu = HeadClassifier(kind, max_epochs=5).fit(features, y)
+        assert (head.predict(features) == cpu.predict(features)).mean() > 0.95
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+
+
+def test_mlp_validates_whenever_a_stratified_split_exists_and_says_when_none_does():
+    """Three classes of three: 20 % of 9 rounds to 2 validation samples, fewer than the classes, and
+    early stopping was silently off although a split of one per class exists."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(9, 4)).astype(np.float32)
+    y = np.repeat(["a", "b", "c"], 3)
+    head = HeadClassifier("mlp", max_epochs=400, patience=2).fit(X, y)
+    assert np.isfinite(head.module_.best_loss) and head.n_iter_ < 400
+    with pytest.warns(UserWarning, match="a class has a single training sample.*early stopping is off"):
+        head = HeadClassifier("mlp", max_epochs=4).fit(X[:7], y[:7])  # class "c" has one sample
+    assert head.n_iter_ == 4
+
+
+def test_heads_report_what_they_did(tmp_path):
+    """layer_mix logged its starting loss (torch's L-BFGS step returns its first evaluation) and never
+    said it stopped at max_iter; a diverged mlp returned NaN probabilities; devices=2 started DDP."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    X, y = _blobs(n=120, d=8, signal=1.5, k=2)
+    stacked = np.stack([X, X[::-1]], 1)
+    HeadClassifier("layer_mix", trainer_kwargs={"logger": CSVLogger(str(tmp_path))}).fit(stacked, y)
+    (metrics,) = tmp_path.rglob("metrics.csv")
+    with metrics.open() as handle:
+        loss = float(next(csv.DictReader(handle))["loss"])
+    assert loss < 0.9 * np.log(2)
+    with pytest.warns(ConvergenceWarning, match="layer_mix head at max_iter=2"):
+        HeadClassifier("layer_mix", max_iter=2).fit(stacked, y)
+    with pytest.raises(ValueError, match="training diverged"):
+        HeadClassifier("mlp", lr=1e30, max_epochs=3).fit(X, y)
+    for key in ("devices", "strategy", "num_nodes", "limit_val_batches"):
+        with pytest.raises(ValueError, match=f"trainer_kwargs sets {key!r}: a head is fitted in memory"):
+            HeadClassifier(trainer_kwargs={key: 2}).fit(X, y)
 
 
 def test_trainer_kwargs_turn_logs_and_checkpoints_on_when_asked(tmp_path):

@@ -12,7 +12,8 @@ the layer, the head or its regularisation is cheap. Three kinds:
   L-BFGS history and step, in shared batched products (:mod:`tivit._multinomial`,
   :func:`fit_linear_per_layer`).
 - ``mlp``: one or two hidden layers with dropout, AdamW, early stopping on a stratified
-  validation split; the best epoch's weights are kept.
+  validation split; the best epoch's weights are kept (with a class of one sample no such split
+  exists: it then trains ``max_epochs`` epochs and keeps the last, with a warning).
 - ``layer_mix``: softmax weights over layers, then the linear head on the mixed features; the
   learned weights are exposed as ``layer_weights_``.
 
@@ -66,8 +67,10 @@ def _isolated_seed(seed: int) -> Iterator[None]:
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # Trainer(deterministic=True) sets them
-    env = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "CUBLAS_WORKSPACE_CONFIG")}
-    with torch.random.fork_rng(devices=[]):
+    env = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")}
+    # seeding torch seeds every CUDA generator too: theirs are saved and put back as well
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
         pl.seed_everything(int(seed), workers=False, verbose=False)
         try:
             yield
@@ -101,6 +104,9 @@ def _quiet() -> Iterator[None]:
 
 
 _OWN_SETTINGS = {"max_epochs": "max_epochs", "accelerator": "accelerator"}  # Trainer argument: head parameter
+# a head is fitted in memory on one device (``devices=2`` started DDP, re-running the caller's script),
+# and the mlp's early stopping validates every epoch (``limit_val_batches=0`` broke it)
+_FIXED_SETTINGS = ("devices", "num_nodes", "strategy", "limit_val_batches")
 
 
 def _check_trainer_kwargs(trainer_kwargs: dict | None) -> dict:
@@ -110,6 +116,9 @@ def _check_trainer_kwargs(trainer_kwargs: dict | None) -> dict:
     for key in extra:
         if key in _OWN_SETTINGS:
             raise ValueError(f"trainer_kwargs sets {key!r}; use the head's own {_OWN_SETTINGS[key]!r} parameter")
+        if key in _FIXED_SETTINGS:
+            raise ValueError(f"trainer_kwargs sets {key!r}: a head is fitted in memory on one device, and the mlp "
+                             "validates every epoch (validation_fraction sets its share)")
         if key not in allowed:
             raise ValueError(f"trainer_kwargs: {key!r} is not a Lightning Trainer argument")
     return extra
@@ -157,6 +166,8 @@ def _fit(trainer: pl.Trainer, module: pl.LightningModule, *loaders) -> None:
         if threading.current_thread() is threading.main_thread() and handler is not None:
             signal.signal(signal.SIGINT, handler)
         raise KeyboardInterrupt from None
+    finally:
+        module.trainer = None  # a fitted head must not keep the Trainer, and with it its training data
 
 
 class _FullBatch(torch.utils.data.Dataset):
@@ -429,7 +440,7 @@ class MLPHead(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         loss = F.cross_entropy(self(x), y, reduction="sum")
-        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)), dtype=loss.dtype)]))
+        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)]))
 
     def on_validation_epoch_end(self) -> None:
         total = torch.stack(self._val_losses).sum(0)
@@ -495,7 +506,9 @@ class LayerMixHead(pl.LightningModule):
             self.manual_backward(loss)
             return loss
 
-        loss, self.n_iter = _lbfgs_step(opt, closure)
+        _, self.n_iter = _lbfgs_step(opt, closure)
+        with torch.no_grad():  # the step returns its first evaluation's loss: the objective at the start
+            loss = F.cross_entropy(self._logits(z), y) + self.weight.pow(2).sum() / (2.0 * self.C * n)
         self.log("loss", loss, on_step=False, on_epoch=True)
         self.log("lbfgs_iterations", float(self.n_iter), on_step=False, on_epoch=True)
         return loss
@@ -743,14 +756,17 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.model_selection import train_test_split
 
         counts = np.bincount(y_idx)
-        n_val = int(round(self.validation_fraction * len(y_idx)))
-        can_validate = counts.min() >= 2 and len(counts) <= n_val <= len(y_idx) - len(counts)
+        n, k = len(y_idx), len(counts)
+        # a stratified split holds one sample of every class on each side at least
+        n_val = min(max(int(round(self.validation_fraction * n)), k), n - k)
+        can_validate = counts.min() >= 2
         if can_validate:
-            fit_idx, val_idx = train_test_split(
-                np.arange(len(y_idx)), test_size=n_val, stratify=y_idx, random_state=self._seed
-            )
-        else:  # too few samples per class for a stratified split: train for max_epochs, no early stop
-            fit_idx, val_idx = np.arange(len(y_idx)), np.arange(0)
+            fit_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, stratify=y_idx, random_state=self._seed)
+        else:
+            warnings.warn(f"mlp head: a class has a single training sample, so no stratified validation split "
+                          f"exists; early stopping is off and the weights of the last of max_epochs="
+                          f"{int(self.max_epochs)} epochs are kept", UserWarning, stacklevel=3)
+            fit_idx, val_idx = np.arange(n), np.arange(0)
         module = MLPHead(X.shape[1], len(counts), tuple(int(h) for h in _hidden(self.hidden)), self.dropout, self.lr,
                          self.weight_decay)
         x_fit, y_fit = torch.from_numpy(X[fit_idx]), torch.from_numpy(y_idx[fit_idx])
@@ -778,6 +794,9 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         if module.best_state is not None:
             module.net.load_state_dict(module.best_state)
         module.best_state = None
+        if not all(bool(torch.isfinite(p).all()) for p in module.net.parameters()):
+            raise ValueError(f"the mlp head's training diverged (its weights are no longer finite); use a smaller "
+                             f"lr than {self.lr:g}")
         return module.cpu().eval()
 
     def _logits(self, X) -> torch.Tensor:
@@ -843,6 +862,9 @@ def _fit_layer_mix(X: np.ndarray, y_idx: np.ndarray, n_classes: int, C: float, m
     x, y = torch.from_numpy(X), torch.from_numpy(np.asarray(y_idx, dtype=np.int64))
     module.fit_scaler(x)
     _fit(_trainer(1, accelerator, trainer_kwargs=trainer_kwargs), module, _full_batch_loader(x, y))
+    if module.n_iter >= max_iter:  # torch's L-BFGS stopped by its iteration budget, not its tolerance
+        warnings.warn(f"L-BFGS stopped the layer_mix head at max_iter={max_iter} before the gradient met "
+                      f"tol={tol:g}; increase max_iter for a converged fit", ConvergenceWarning, stacklevel=3)
     return module.cpu().eval()
 
 
