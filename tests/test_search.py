@@ -147,6 +147,20 @@ def test_search_layer_refuses_what_it_cannot_score():
     assert search_layer(X, y, heads="linear", n_trials=2, n_splits=3).head == "linear"  # a string is one head
 
 
+def test_fold_fits_do_not_warn_once_per_fold_and_trial():
+    """mlp trials on a set with a class of one series: every fold fit warned that early stopping was
+    off, and scikit-learn's many-classes warning came once per fit."""
+    import warnings
+
+    X, y = _planted()
+    y = y.copy()
+    y[0] = -1  # a class of one series
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search_layer(X, y, heads=("mlp",), n_trials=2, n_splits=3)
+    assert not [w for w in caught if "early stopping is off" in str(w.message)]
+
+
 def test_a_storage_that_cannot_be_opened_is_a_search_error(tmp_path):
     from tivit.search import _rdb_storage
 

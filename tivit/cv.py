@@ -36,6 +36,17 @@ def many_classes_expected():
         yield
 
 
+@contextlib.contextmanager
+def quiet_fold_fit():
+    """A head fitted on a cross-validation fold: besides the many-classes warning, the mlp's "no
+    stratified validation split" (a fold's fit part of a set with classes of one or two series),
+    which would come once per fold and trial and says nothing about the head finally fitted."""
+    with many_classes_expected():
+        warnings.filterwarnings("ignore", message="mlp head: a class has a single training sample",
+                                category=UserWarning)
+        yield
+
+
 @dataclass(frozen=True)
 class FoldPlan:
     """How a training set is split: ``repeats`` x ``n_splits`` folds, stratified or not.

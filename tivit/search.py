@@ -280,7 +280,7 @@ class _EmbeddingStore:
 def _objective(space: SearchSpace, layers: Sequence[int], store: _EmbeddingStore, y: np.ndarray,
                folds: Sequence[tuple[np.ndarray, np.ndarray]], seed: int, prune: bool):
     from tivit._threads import one_torch_thread
-    from tivit.cv import LinearFoldScores, many_classes_expected
+    from tivit.cv import LinearFoldScores, quiet_fold_fit
 
     linear = LinearFoldScores(y, folds)
 
@@ -296,7 +296,7 @@ def _objective(space: SearchSpace, layers: Sequence[int], store: _EmbeddingStore
 
             def score_fold(i: int) -> float:
                 fit_idx, val_idx = folds[i]
-                with many_classes_expected():
+                with quiet_fold_fit():
                     head = _head(config, seed).fit(features[fit_idx], y[fit_idx])
                 return float(np.mean(head.predict(features[val_idx]) == y[val_idx]))
 
