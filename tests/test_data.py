@@ -410,6 +410,40 @@ def test_arff_comments_and_blank_lines_in_the_data(tmp_path):
     assert list(y) == ["Up", "down"]
 
 
+def test_labels_follow_the_declared_class_list_in_every_format(tmp_path):
+    """.arff labels were never checked against the class attribute (a file cut inside its last label
+    loaded 'do' as a class), kept their quotes ('walk fast' with quotes, unlike .ts), and a label
+    differing from the declared one in case only passed the .ts check but stayed its own class."""
+    header = "@relation R\n@attribute t0 numeric\n@attribute t1 numeric\n@attribute target {up,down,'walk fast'}\n"
+    arff = tmp_path / "R_TRAIN.arff"
+    arff.write_text(header + "@data\n1,2,up\n3,4,'walk fast'\n5,6,UP\n")
+    assert list(read_split(arff)[1]) == ["up", "walk fast", "up"]
+    arff.write_text(header + "@data\n1,2,up\n3,4,do\n")
+    with pytest.raises(DatasetError, match=r"series 1 \('do'\) have labels that its class @attribute does not list"):
+        read_split(arff)
+    ts = _ts(tmp_path / "C_TEST.ts", "1,2,3:UP\n4,5,6:flat\n", header="@classLabel true up down Flat")
+    assert list(read_split(ts)[1]) == ["up", "Flat"]
+    both = _ts(tmp_path / "C_TEST.ts", "1,2,3:A\n4,5,6:a\n", header="@classLabel true A a")
+    assert list(read_split(both)[1]) == ["A", "a"]  # declared as two classes: two classes
+    with pytest.raises(DatasetError, match=r"series 0 \('Aa'\) have labels"):
+        read_split(_ts(tmp_path / "C_TEST.ts", "1,2,3:Aa\n", header="@classLabel true A a"))
+
+
+def test_ts_dimensions_are_read_from_the_header(tmp_path):
+    """A multivariate .ts without @univariate was listed as UCR; @dimensions was never compared."""
+    folder = tmp_path / "Multi"
+    folder.mkdir()
+    for split in ("TRAIN", "TEST"):
+        (folder / f"Multi_{split}.ts").write_text(
+            "@problemName Multi\n@dimensions 2\n@equalLength true\n@classLabel true a b\n@data\n"
+            "1,2,3:4,5,6:a\n1,2,4:4,5,7:b\n")
+    (info,) = [d for d in list_datasets(data_dir=tmp_path) if d.name == "Multi"]
+    assert info.archive == "uea"
+    (folder / "Multi_TEST.ts").write_text("@dimensions 3\n@classLabel true a b\n@data\n1,2,3:4,5,6:a\n")
+    with pytest.raises(DatasetError, match=r"declares @dimensions 3, but its series have 2 channels"):
+        read_split(folder / "Multi_TEST.ts")
+
+
 def test_values_beyond_float32_are_refused_naming_the_series(tmp_path):
     path = tmp_path / "Big_TRAIN.tsv"
     path.write_text("1\t1\t2\n2\t1e39\t2\n1\tinf\t2\n")

@@ -18,6 +18,7 @@ Archives are searched in this order, first match wins:
 
 from __future__ import annotations
 
+import csv
 import difflib
 import importlib.util
 import math
@@ -194,6 +195,8 @@ def _archive_of(path: Path, fmt: str) -> str | None:
             low = line.strip().lower()
             if fmt == "ts" and low.startswith("@univariate"):
                 archive = "ucr" if low.split()[-1] == "true" else "uea"
+            if fmt == "ts" and low.startswith("@dimensions") and low.split()[-1].isdigit():
+                archive = "uea" if int(low.split()[-1]) > 1 else archive
             if fmt == "ts" and (low == "@targetlabel true" or low == "@classlabel false"):
                 return None
             if fmt == "arff" and "relational" in low:
@@ -439,7 +442,11 @@ def _read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
             labels.append(label.strip().strip("'\""))
     if not in_data:
         raise DatasetError(f"{path}: no @data line; not a .ts file of the UCR/UEA archives")
-    _check_ts_labels(path, header.get("classlabel", ""), labels)
+    labels = _declared_labels(path, _ts_declared(header.get("classlabel", "")), labels, "its @classLabel line")
+    dimensions = header.get("dimensions", "").strip()
+    if dimensions.isdigit() and series and int(dimensions) != series[0].shape[0]:
+        raise DatasetError(f"{path}: the header declares @dimensions {dimensions}, but its series have "
+                           f"{series[0].shape[0]} channels")
     _warn_if_missing_at_end(path, header, series)
     return series, [_label_text(label) for label in labels]
 
@@ -453,19 +460,40 @@ def _check_ts_header(path: Path, header: dict[str, str]) -> None:
         raise DatasetError(f"{path}: no class labels (@classLabel true ...): not a classification dataset")
 
 
-def _check_ts_labels(path: Path, declared: str, labels: list[str]) -> None:
-    """Refuse class labels that the header's ``@classLabel true ...`` does not list: a file cut inside
-    its last label (a broken download) otherwise loads with a mangled class, silently."""
+def _ts_declared(declared: str) -> list[str]:
+    """The labels of a ``.ts`` header's ``@classLabel true ...`` (quoted ones too: ``'cl a' 'cl b'``)."""
     try:
-        allowed = shlex.split(declared)[1:]  # labels may be quoted: @classLabel true 'cl a' 'cl b'
+        allowed = shlex.split(declared)[1:]
     except ValueError:
         allowed = declared.split()[1:]
-    known = {word.strip("'\"").casefold() for word in allowed}  # archive files differ in case ('Standing')
-    bad = [i for i, label in enumerate(labels) if label.casefold() not in known]
+    return [word.strip("'\"") for word in allowed]
+
+
+def _declared_labels(path: Path, allowed: list[str] | None, labels: list[str], where: str) -> list[str]:
+    """Each label in the header's spelling; a label the header does not declare is refused: a file cut
+    inside its last label (a broken download) otherwise loads with a mangled class, silently.
+
+    A label differing from a declared one in case only takes the declared spelling (files differ in
+    case, 'standing' for 'Standing'), so that 'UP' in one split and 'up' in the other are one class;
+    where the header declares both spellings, each is its own class. ``allowed`` None: no declaration.
+    """
+    if allowed is None:
+        return labels
+    exact = set(allowed)
+    folded: dict[str, list[str]] = {}
+    for word in allowed:
+        folded.setdefault(word.casefold(), []).append(word)
+    out, bad = [], []
+    for i, label in enumerate(labels):
+        matches = [label] if label in exact else folded.get(label.casefold(), [])
+        if len(matches) != 1:
+            bad.append(i)
+        out.append(matches[0] if len(matches) == 1 else label)
     if bad:
         shown = ", ".join(f"{i} ({labels[i]!r})" for i in bad[:5])
-        raise DatasetError(f"{path}: series {shown} have labels that its @classLabel line does not list "
+        raise DatasetError(f"{path}: series {shown} have labels that {where} does not list "
                            f"({' '.join(allowed)}): the file may be cut off or edited")
+    return out
 
 
 def _warn_if_missing_at_end(path: Path, header: dict[str, str], series: list[np.ndarray]) -> None:
@@ -500,7 +528,29 @@ def _read_arff(path: Path) -> tuple[np.ndarray | list[np.ndarray], list[str]]:
             X, y = load_from_arff_file(str(clean))
         except Exception as err:  # aeon raises IOError/ValueError/TypeError variously; keep the file in the message
             raise DatasetError(f"{path}: cannot be read as .arff: {err}") from err
-    return X, [_label_text(str(label)) for label in y]
+    labels = [_unquote(str(label).strip()) for label in y]  # as the .ts reader: 'walk fast' is walk fast
+    labels = _declared_labels(path, _arff_declared(lines[:start]), labels, "its class @attribute")
+    return X, [_label_text(label) for label in labels]
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def _arff_declared(header: list[str]) -> list[str] | None:
+    """The nominal values of the last ``@attribute`` (the class): ``{up,down,'walk fast'}``; None
+    when it is not nominal."""
+    attributes = [line.strip() for line in header if line.strip().lower().startswith("@attribute")]
+    if not attributes:
+        return None
+    found = re.search(r"\{(.*)\}\s*$", attributes[-1])
+    if found is None:
+        return None
+    try:
+        values = next(csv.reader([found.group(1)], quotechar="'", skipinitialspace=True))
+    except (csv.Error, StopIteration):
+        return None
+    return [_unquote(v.strip()) for v in values if v.strip()]
 
 
 def count_series(path: str | os.PathLike) -> int:
