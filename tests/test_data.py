@@ -264,6 +264,30 @@ def test_resample_to_length_stretches_each_series_from_its_own_length():
         resample_to_length(np.full((1, 1, 3), np.nan))
 
 
+def test_a_channel_shorter_than_its_series_is_padding_not_missing(tmp_path):
+    """A .ts series '1,2,3,4:5,6' has no missing value: the second channel is shorter. It was called
+    missing (has_missing, refused by missing='error') and filled by repeating 6."""
+    from tivit.data import _has_interior_nan, channel_lengths, prepare_panel
+
+    X, _ = read_split(_ts(tmp_path / "P_TRAIN.ts", "1,2,3,4:5,6:a\n1,2,3,4:5,6,7,8:a\n",
+                          header="@univariate false\n@equalLength false\n@classLabel true a"))
+    np.testing.assert_array_equal(channel_lengths(X), [[4, 2], [4, 4]])
+    assert not _has_interior_nan(X)
+    np.testing.assert_array_equal(prepare_panel(X, "own-length", "error"), X)  # nothing missing to refuse
+    np.testing.assert_array_equal(interpolate_missing(X), X)  # the short channel keeps its NaN tail
+    np.testing.assert_array_equal(prepare_panel(X, "zeros", "error")[0, 1], [5, 6, 0, 0])
+    np.testing.assert_allclose(prepare_panel(X, "resample", "error")[0, 1], [5, 5 + 1 / 3, 5 + 2 / 3, 6])
+    np.testing.assert_array_equal(prepare_panel(X, "zeros", "error", 6)[0, 1], [5, 6, 0, 0, 0, 0])
+    gappy = X.copy()
+    gappy[0, 0, 1] = np.nan  # inside a channel: missing
+    gappy[1, 1] = np.nan  # a channel without any value: missing, zeros over the series
+    assert _has_interior_nan(gappy)
+    filled = interpolate_missing(gappy)
+    np.testing.assert_array_equal(filled[0, 0], [1, 2, 3, 4])
+    np.testing.assert_array_equal(filled[1, 1], [0, 0, 0, 0])
+    np.testing.assert_array_equal(filled[0, 1, 2:], [np.nan, np.nan])
+
+
 def test_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match=r"\(n, channels, length\)"):
         series_lengths(np.zeros(5))

@@ -71,12 +71,12 @@ def prepare_baseline_panel(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.
         X_train: ``(n, c, t)`` NaN-padded training panel.
         X_test: ``(m, c, t)`` NaN-padded test panel.
     """
-    from tivit.data import interpolate_missing, resample_to_length, series_lengths
+    from tivit.data import channel_lengths, interpolate_missing, resample_to_length, series_lengths
 
     X_train, X_test = interpolate_missing(X_train), interpolate_missing(X_test)
     # the training split alone sets the length: the test split informs nothing a baseline is fitted on
     length = int(series_lengths(X_train).max())
-    lengths = np.concatenate([series_lengths(X_train), series_lengths(X_test)])
+    lengths = np.concatenate([channel_lengths(X_train).ravel(), channel_lengths(X_test).ravel()])
     if (lengths != length).any() or X_train.shape[2] != length or X_test.shape[2] != length:
         X_train, X_test = resample_to_length(X_train, length), resample_to_length(X_test, length)
     return np.ascontiguousarray(X_train, np.float32), np.ascontiguousarray(X_test, np.float32)

@@ -407,7 +407,7 @@ def _read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
     Header lines ``@key value``, then after ``@data`` one series per line: channels separated by
     ``:``, values by ``,`` (``?`` or NaN for a missing value), the class label last. Blank lines and
     ``#`` comments are skipped anywhere. The channels of one series may differ in length (the
-    shorter end in NaN).
+    shorter end in NaN, read as padding: see :func:`channel_lengths`).
     """
     header: dict[str, str] = {}
     series, labels = [], []
@@ -689,32 +689,51 @@ def series_lengths(X: np.ndarray) -> np.ndarray:
     return np.where(observed.any(axis=1), last, 0).astype(np.int64)
 
 
-def _has_interior_nan(X: np.ndarray) -> bool:
+def channel_lengths(X: np.ndarray) -> np.ndarray:
+    """Each channel's own length ``(n, channels)``: one past its last value that is not NaN.
+
+    The channels of one series may differ in length (a ``.ts`` file may say so): a channel's NaN
+    tail is padding, as a series' is, and each channel is rendered from its own length."""
     X = _as_panel(X)
-    inside = np.arange(X.shape[2])[None, :] < series_lengths(X)[:, None]
-    return bool((np.isnan(X) & inside[:, None, :]).any())
+    observed = ~np.isnan(X)
+    if X.shape[2] == 0:
+        return np.zeros(X.shape[:2], dtype=np.int64)
+    last = X.shape[2] - np.argmax(observed[:, :, ::-1], axis=2)
+    return np.where(observed.any(axis=2), last, 0).astype(np.int64)
+
+
+def _missing_mask(X: np.ndarray) -> np.ndarray:
+    """NaN that are missing values, not padding: inside a channel's own length, and every value of a
+    channel without any in a series that has some."""
+    X = _as_panel(X)
+    cols = np.arange(X.shape[2])
+    inside = cols[None, None, :] < channel_lengths(X)[:, :, None]
+    empty = (channel_lengths(X) == 0) & (series_lengths(X) > 0)[:, None]
+    inside |= empty[:, :, None] & (cols[None, None, :] < series_lengths(X)[:, None, None])
+    return np.isnan(X) & inside
+
+
+def _has_interior_nan(X: np.ndarray) -> bool:
+    return bool(_missing_mask(X).any())
 
 
 def interpolate_missing(X: np.ndarray) -> np.ndarray:
-    """Fill NaN inside each series' own length; keep the NaN padding after it.
+    """Fill the NaN inside each channel's own length; keep the NaN padding after it.
 
-    Interior gaps are filled by linear interpolation; gaps at a channel's start or end take the
-    nearest observed value of that channel. A channel with no observed value inside the series'
-    length becomes zeros. Returns a new float32 array of the same shape.
+    Interior gaps are filled by linear interpolation; a gap at a channel's start takes its first
+    observed value. A channel with no observed value in a series that has some becomes zeros over
+    the series' length. Returns a new float32 array of the same shape.
     """
     X = _as_panel(X).astype(np.float32, copy=True)
-    lengths = series_lengths(X)
-    for i, length in enumerate(lengths):
-        for c in range(X.shape[1]):
-            row = X[i, c, :length]
-            missing = np.isnan(row)
-            if not missing.any():
-                continue
-            seen = np.flatnonzero(~missing)
-            if seen.size == 0:
-                row[:] = 0.0
-            else:
-                row[missing] = np.interp(np.flatnonzero(missing), seen, row[seen])  # interp clamps: nearest at edges
+    lengths, channels = series_lengths(X), channel_lengths(X)
+    for i, c in zip(*np.nonzero(_missing_mask(X).any(axis=2))):
+        if channels[i, c] == 0:
+            X[i, c, : lengths[i]] = 0.0
+            continue
+        row = X[i, c, : channels[i, c]]
+        missing = np.isnan(row)
+        seen = np.flatnonzero(~missing)
+        row[missing] = np.interp(np.flatnonzero(missing), seen, row[seen])  # interp clamps: nearest at the start
     return X
 
 
@@ -732,25 +751,22 @@ def pad_to_length(X: np.ndarray, length: int | None = None, value: float = 0.0) 
     out = np.full(X.shape[:2] + (length,), value, dtype=np.float32)
     keep = min(length, X.shape[2])
     out[:, :, :keep] = X[:, :, :keep]
-    tail = np.arange(length)[None, :] >= lengths[:, None]
-    out[np.broadcast_to(tail[:, None, :], out.shape)] = value
+    out[np.arange(length)[None, None, :] >= channel_lengths(X)[:, :, None]] = value  # each channel's tail
     return out
 
 
 def _pad_up_to(X: np.ndarray, length: int) -> np.ndarray:
     """Zeros after each series up to ``length``; a longer series keeps its own length (NaN tail)."""
-    lengths = series_lengths(X)
     width = max(X.shape[2], length)
     out = np.full(X.shape[:2] + (width,), np.nan, dtype=np.float32)
     out[:, :, : X.shape[2]] = X
-    cols = np.arange(width)[None, :]
-    fill = (cols >= lengths[:, None]) & (cols < length)
-    out[np.broadcast_to(fill[:, None, :], out.shape)] = 0.0
+    cols = np.arange(width)[None, None, :]
+    out[(cols >= channel_lengths(X)[:, :, None]) & (cols < length)] = 0.0  # after each channel, up to length
     return out
 
 
 def resample_to_length(X: np.ndarray, length: int | None = None) -> np.ndarray:
-    """Linearly resample each series from its own length to ``length`` (default: the longest).
+    """Linearly resample each channel from its own length to ``length`` (default: the longest series).
 
     A series of length 1 becomes constant. Interior NaN must be filled first
     (:func:`interpolate_missing`); an empty series is an error.
@@ -766,10 +782,8 @@ def resample_to_length(X: np.ndarray, length: int | None = None) -> np.ndarray:
         raise ValueError("X has NaN inside a series; call interpolate_missing(X) first")
     out = np.empty(X.shape[:2] + (length,), dtype=np.float32)
     grid = np.linspace(0.0, 1.0, length)
-    for i, n in enumerate(lengths):
-        source = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
-        for c in range(X.shape[1]):
-            out[i, c] = np.interp(grid, source, X[i, c, :n]) if n > 1 else X[i, c, 0]
+    for (i, c), n in np.ndenumerate(channel_lengths(X)):  # each channel from its own length
+        out[i, c] = np.interp(grid, np.linspace(0.0, 1.0, n), X[i, c, :n]) if n > 1 else X[i, c, 0]
     return out
 
 

@@ -559,13 +559,12 @@ def _fused_features(transformer: Any, table: Any, n: int) -> np.ndarray:
 
 def _fusion_panel(panel: np.ndarray, recipe: _Recipe, length: int | None) -> np.ndarray:
     """Equal-length, NaN-free numpy3D input for the fused transformer (resampled to ``length``)."""
-    from tivit.data import interpolate_missing, resample_to_length, series_lengths
+    from tivit.data import channel_lengths, interpolate_missing, resample_to_length, series_lengths
 
     if np.isnan(panel).any():
         panel = interpolate_missing(panel)
-    lengths = series_lengths(panel)
-    target = int(lengths.max()) if length is None else int(length)
-    if lengths.min() != target or panel.shape[2] != target:
+    target = int(series_lengths(panel).max()) if length is None else int(length)
+    if (channel_lengths(panel) != target).any() or panel.shape[2] != target:
         panel = resample_to_length(panel, target)
     return panel
 
