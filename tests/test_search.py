@@ -147,6 +147,17 @@ def test_search_layer_refuses_what_it_cannot_score():
     assert search_layer(X, y, heads="linear", n_trials=2, n_splits=3).head == "linear"  # a string is one head
 
 
+def test_the_sampler_is_made_without_optunas_experimental_warnings():
+    import warnings
+
+    from tivit.search import _sampler
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _sampler(0)
+    assert not caught
+
+
 def test_fold_fits_do_not_warn_once_per_fold_and_trial():
     """mlp trials on a set with a class of one series: every fold fit warned that early stopping was
     off, and scikit-learn's many-classes warning came once per fit."""

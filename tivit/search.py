@@ -367,8 +367,11 @@ def _sampler(seed: int):
             super().before_trial(study, trial)
 
     # group=True: conditional parameters (C only for linear heads, layer not for layer_mix) are
-    # modelled jointly within each group instead of falling back to independent sampling.
-    return TrialSeededTPESampler(seed=int(seed), multivariate=True, group=True)
+    # modelled jointly within each group instead of falling back to independent sampling. Both are
+    # chosen knowingly: Optuna's "experimental feature" warnings about them say nothing to a user.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return TrialSeededTPESampler(seed=int(seed), multivariate=True, group=True)
 
 
 def _pruner(prune: bool):
