@@ -90,8 +90,28 @@ def _cupy_launcher(filename: str) -> Callable:
 
 
 def _cache_root() -> Path:
-    root = os.environ.get("RENDERERS_CACHE") or os.path.join(tempfile.gettempdir(), f"renderers-{os.getuid()}")
-    return Path(root)
+    """Where compiled emulation libraries are kept: ``$RENDERERS_CACHE``, else the user's cache folder
+    (``$XDG_CACHE_HOME/renderers``, ``~/.cache/renderers``) if only its owner can write it, else a
+    private folder for this process. A library found there is loaded and run, so the default is never
+    a shared, predictable path (``/tmp/renderers-<uid>`` was: another user could create it first)."""
+    given = os.environ.get("RENDERERS_CACHE")
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "renderers"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = folder.stat()
+        if info.st_uid == os.getuid() and not info.st_mode & 0o022:
+            return folder
+    except OSError:
+        pass
+    return _private_folder()
+
+
+@lru_cache(maxsize=None)
+def _private_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="renderers-"))  # mode 0o700, removed with the machine's temp files
 
 
 def build_emulated(filename: str, folder: Path | None = None) -> Path:
@@ -99,7 +119,7 @@ def build_emulated(filename: str, folder: Path | None = None) -> Path:
 
     Args:
         filename: the kernel file, e.g. ``"gaf.cu"``.
-        folder: where to build (default: ``$RENDERERS_CACHE`` or a per-user temp folder).
+        folder: where to build (default: :func:`_cache_root`).
     """
     src = source_dir()
     digest = hashlib.sha256(b"".join((src / f).read_bytes() for f in (filename, "common.cuh", "host_emulation.h")))

@@ -189,6 +189,22 @@ def test_emulated_epilogue_writes_normalised_channels():
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_emulation_libraries_are_kept_where_only_their_owner_can_write(tmp_path, monkeypatch):
+    """They are loaded and run: the default was /tmp/renderers-<uid>, which another user could make first."""
+    import os
+
+    _cuda._private_folder.cache_clear()
+    monkeypatch.delenv("RENDERERS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _cuda._cache_root() == tmp_path / "renderers"
+    assert (tmp_path / "renderers").stat().st_mode & 0o777 == 0o700
+    os.chmod(tmp_path / "renderers", 0o777)  # writable by others: not trusted
+    private = _cuda._cache_root()
+    assert private != tmp_path / "renderers" and private.stat().st_mode & 0o777 == 0o700
+    monkeypatch.setenv("RENDERERS_CACHE", str(tmp_path / "mine"))  # the user's own choice stands
+    assert _cuda._cache_root() == tmp_path / "mine"
+
+
 def test_auto_backend_without_a_gpu_is_torch():
     if _have_gpu_cupy():
         pytest.skip("a GPU is present: auto may choose cupy")

@@ -38,6 +38,7 @@ def test_wheel_contains_packages_kernels_and_script(wheel):
     resources = sorted(p.name for p in (ROOT / "tivit" / "resources").iterdir() if p.suffix in (".csv", ".json", ".md"))
     assert resources and all(f"tivit/resources/{name}" in names for name in resources)  # reference accuracies
     assert not any(n.startswith(("tests/", "benchmarks/", "notebooks/")) for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # BSD-3-Clause: ship its text
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tivit = tivit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -68,3 +69,18 @@ def test_installed_wheel_finds_its_kernels(wheel, tmp_path):
         run = subprocess.run([str(env / "bin" / "tivit"), *args], capture_output=True, text=True, timeout=120,
                              env=script_env, cwd=tmp_path)
         assert run.returncode == 0 and needle in run.stdout, run.stderr[-3000:]
+
+
+def test_sdist_can_run_its_own_tests(tmp_path):
+    """The sdist shipped tests/ without benchmarks/ and notebooks/, which two test files read."""
+    import tarfile
+
+    cmd = [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (sdist,) = tmp_path.glob("tivit-*.tar.gz")
+    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    for needed in ("LICENSE", "Makefile", ".ci/run", "benchmarks/_machine.py", "notebooks/quickstart.ipynb",
+                   "tests/test_benchmark_args.py", "cuda/common.cuh"):
+        assert needed in names, needed
+    assert not any("__pycache__" in name for name in names)
