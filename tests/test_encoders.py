@@ -121,6 +121,19 @@ def test_registers_and_no_prefix_models(images):
         siglip.forward_layers(torch.randn(2, 3, 32, 32), [1], pool="cls")
 
 
+def test_threads_sharing_an_encoder_read_their_own_layers(tiny, images):
+    """Estimators built alike share one encoder; the layer-0 hook on its model, there while one
+    thread's pass runs, captured another thread's input (wrong embeddings, then cached)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = images.flip(0)
+    want_a, want_b = tiny.forward_layers(images, [0, 4]), tiny.forward_layers(other, [4])
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(30):
+            a, b = pool.submit(tiny.forward_layers, images, [0, 4]), pool.submit(tiny.forward_layers, other, [4])
+            assert torch.equal(a.result(), want_a) and torch.equal(b.result(), want_b)
+
+
 def test_registers_without_class_token_refuse_class_pools():
     """``*_reg4_gap`` models have four register tokens and no class token: token 0 is a register."""
     gap = load_encoder("vit_base_patch16_reg4_gap_256", weights="random", img_size=32, depth=2, embed_dim=64,

@@ -180,6 +180,20 @@ def test_heads_fit_on_a_gpu_and_leave_its_random_state_alone():
     assert torch.equal(torch.cuda.get_rng_state(), before)
 
 
+def test_fits_in_threads_give_what_they_give_alone():
+    """Seeding uses the process's generators: two mlp fits at once drew from each other's streams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = _blobs(n=120, d=8, signal=1.0)
+    alone = [HeadClassifier("mlp", max_epochs=8, random_state=s).fit(X, y).predict_proba(X) for s in (0, 1)]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):
+            fits = [pool.submit(lambda s=s: HeadClassifier("mlp", max_epochs=8, random_state=s).fit(X, y))
+                    for s in (0, 1)]
+            for want, fit in zip(alone, fits):
+                np.testing.assert_array_equal(fit.result().predict_proba(X), want)
+
+
 def test_mlp_validates_whenever_a_stratified_split_exists_and_says_when_none_does():
     """Three classes of three: 20 % of 9 rounds to 2 validation samples, fewer than the classes, and
     early stopping was silently off although a split of one per class exists."""

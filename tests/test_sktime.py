@@ -205,6 +205,25 @@ def test_missing_values_interpolated_or_refused():
         TiViTClassifier(**TINY, layer=2, missing="error").fit(holes, y_train[:10])
 
 
+def test_a_nan_in_the_last_row_of_a_dataframe_series_is_a_missing_value():
+    """In pd-multiindex a series has as many time points as rows: a NaN in its last row was taken as
+    padding (a shorter series) and got past missing='error'."""
+    import pandas as pd
+
+    X_train, y_train, X_test, _ = _subset(load_dataset("GunPoint"), 12, 4)
+    X_test = X_test.copy()
+    X_test[0, 0, -1] = np.nan
+    frame = pd.DataFrame({"c0": X_test[:, 0].ravel()},
+                         index=pd.MultiIndex.from_product([range(len(X_test)), range(X_test.shape[2])]))
+    strict = TiViTClassifier(**TINY, layer=2, missing="error").fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"missing values \(NaN in a row of a series\) but missing='error'"):
+        strict.predict(frame)
+    filled = X_test.copy()
+    filled[0, 0, -1] = filled[0, 0, -2]  # the nearest value, at the end of a series that has that row
+    clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
+    np.testing.assert_array_equal(clf.predict_proba(frame), clf.predict_proba(filled))
+
+
 def test_bad_input_gets_sktime_style_errors():
     X_train, y_train, X_test, y_test = _subset(load_dataset("GunPoint"), 12, 6)
     with pytest.raises(EncoderError, match="unknown encoder 'vit_nonexistent'"):
@@ -308,7 +327,7 @@ def test_zero_padding_makes_no_series_depend_on_its_batch():
 
 def test_layer_auto_keeps_a_C_the_user_gave_and_refuses_mlp_settings_it_would_replace():
     X_train, y_train, _, _ = _subset(load_dataset("GunPoint"), 20, 6)
-    for C in (0.001, 1000.0):
+    for C in (0.001, 1000.0, np.float32(0.5), np.int64(2)):  # numpy scalars: a grid from np.array([...])
         clf = TiViTClassifier(**TINY, head_params={"C": C}, search_trials=3).fit(X_train, y_train)
         assert clf.mode_ == "auto" and clf.C_ == C and clf.head_.C == C and clf.search_.C == C
     with pytest.raises(ValueError, match=r"head_params \['hidden'\] would be replaced"):

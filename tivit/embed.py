@@ -3,8 +3,9 @@
 :func:`extract` streams the series through the renderer and the encoder a batch at a time (memory is
 bounded by the batch size, never by the number of series), keeps the pooled hidden state of every
 requested layer from one forward pass, and caches the result on disk chunk by chunk
-(:mod:`tivit.cache`), so that changing the layer, the head or its regularisation never re-runs the
-encoder, and an interrupted run resumes where it stopped.
+(:mod:`tivit.cache`), so that a later request for any of the layers already held (every layer, once
+``layers="all"`` has run), another head or its regularisation never re-runs the encoder, and an
+interrupted run resumes where it stopped. A request for layers no complete entry holds runs it.
 
 Each channel of a multivariate series is rendered as its own image; the channel vectors are
 concatenated, so ``Embeddings.values`` has shape ``(n, layers, channels * pooled_width)``, channel

@@ -259,6 +259,9 @@ class FrozenEncoder:
     def __post_init__(self) -> None:
         self._compiled = None
         self._compiled_batch = 0
+        # one forward pass at a time: the layer-0 hook sits on the shared model while it runs, and
+        # estimators built alike share one encoder (threads would read each other's layer 0)
+        self._forward_lock = threading.Lock()
         m = self.model
         self.depth = len(m.blocks)
         self.width = int(m.embed_dim)
@@ -410,7 +413,7 @@ class FrozenEncoder:
             if not blocks:
                 raise _StopForward
 
-        with torch.inference_mode(), self._autocast():
+        with self._forward_lock, torch.inference_mode(), self._autocast():
             handle = model.blocks[0].register_forward_pre_hook(_grab_embedding) if 0 in layers else None
             try:
                 states = []

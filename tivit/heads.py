@@ -38,6 +38,7 @@ import logging
 import numbers
 import os
 import random
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -62,7 +63,20 @@ HEADS = ("linear", "mlp", "layer_mix")
 
 @contextlib.contextmanager
 def _isolated_seed(seed: int) -> Iterator[None]:
-    """Seed every RNG for a fit, then put the caller's RNG states and flags back."""
+    """Seed every RNG for a fit, then put the caller's RNG states and flags back.
+
+    The generators are the process's own, so fits in several threads take turns (``_FITS``): two at
+    once drew from each other's streams, and a seeded mlp gave other numbers than fitted alone."""
+    with _FITS:
+        with _seeded(seed):
+            yield
+
+
+_FITS = threading.RLock()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
     py_state, np_state = random.getstate(), np.random.get_state()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()

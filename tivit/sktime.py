@@ -18,6 +18,7 @@ not drown the other under the head's L2 penalty.
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from typing import Any
 
@@ -63,8 +64,12 @@ def _with_added_params(state: dict) -> dict:
     return {**_ADDED_PARAMS, **state}
 
 
-def _to_panel(X: Any) -> np.ndarray:
-    """sktime inner data (numpy3D, df-list, pd-multiindex) -> float32 ``(n, c, t)``, NaN tail padding."""
+def _to_panel(X: Any, missing: str = "interpolate") -> np.ndarray:
+    """sktime inner data (numpy3D, df-list, pd-multiindex) -> float32 ``(n, c, t)``, NaN tail padding.
+
+    In a numpy panel a NaN tail is padding (a shorter series). In the DataFrame formats a series has
+    as many time points as rows: a NaN there, at the end too, is a missing value, filled (or refused)
+    by the ``missing`` policy before the series is padded."""
     import pandas as pd
 
     from tivit.data import to_panel
@@ -72,20 +77,35 @@ def _to_panel(X: Any) -> np.ndarray:
     if isinstance(X, np.ndarray):
         return _float32(X)
     if isinstance(X, list):
-        return to_panel([_float32(np.asarray(df)).T for df in X])
+        return to_panel([_own_rows(_float32(np.asarray(df)).T, missing) for df in X])
     if isinstance(X, pd.DataFrame):
-        return to_panel([_float32(g.to_numpy()).T for _, g in X.groupby(level=0, sort=False)])
+        return to_panel([_own_rows(_float32(g.to_numpy()).T, missing) for _, g in X.groupby(level=0, sort=False)])
     raise TypeError(f"unsupported inner data type {type(X).__name__}")
 
 
-def _training_panel(X: Any) -> tuple[np.ndarray, int]:
+def _own_rows(case: np.ndarray, missing: str) -> np.ndarray:
+    """A DataFrame series ``(c, t)`` whose every row is a time point: its NaN are missing values.
+    Linear interpolation inside, the nearest value at either end, zeros for a channel without any."""
+    gaps = np.isnan(case)
+    if not gaps.any():
+        return case
+    if missing == "error":
+        raise ValueError("the data has missing values (NaN in a row of a series) but missing='error'; use "
+                         "missing='interpolate'")
+    for row, gap in zip(case, gaps):
+        seen = np.flatnonzero(~gap)
+        row[gap] = np.interp(np.flatnonzero(gap), seen, row[seen]) if seen.size else 0.0
+    return case
+
+
+def _training_panel(X: Any, missing: str) -> tuple[np.ndarray, int]:
     """The training panel cut after its longest series, and that length: what ``zeros`` and
     ``resample`` pad or stretch to. A numpy panel may be wider than its series (``load_dataset``
     widens train to the test split's width): its width would let the test split set the training
     length, and make a numpy panel and the same series in a DataFrame give different numbers."""
     from tivit.data import series_lengths
 
-    panel = _to_panel(X)
+    panel = _to_panel(X, missing)
     longest = int(series_lengths(panel).max(initial=0))
     return (panel[:, :, :longest], longest) if longest else (panel, int(panel.shape[2]))
 
@@ -136,7 +156,9 @@ def _check_head_params(head_params: dict | None, mode: str, head: str | None) ->
             raise ValueError(f"layer='auto' searches the mlp head's {list(_SEARCHED_MLP)} with the layer; "
                              f"head_params {searched} would be replaced: give a fixed layer to set them")
         C = head_params.get("C")
-        if C is not None and not (isinstance(C, (int, float)) and not isinstance(C, bool) and 0 < C < float("inf")):
+        # numbers.Real: a grid from np.array([...]) hands numpy scalars
+        if C is not None and not (isinstance(C, numbers.Real) and not isinstance(C, (bool, np.bool_))
+                                  and 0 < C < float("inf")):
             raise ValueError(f"head_params['C'] must be a positive number, got {C!r}")
     if mode == "mix":
         if head not in (None, "linear"):
@@ -419,7 +441,7 @@ class TiViTClassifier(BaseClassifier):
         if wrong and isinstance(layer, str) and layer == "auto":  # unused for any other layer
             raise ValueError(f"search_trials must be a positive integer (trials of the layer='auto' search), "
                              f"got {trials!r}")
-        panel, self.n_timepoints_ = _training_panel(X)
+        panel, self.n_timepoints_ = _training_panel(X, recipe.missing)
         self.n_channels_ = int(panel.shape[1])
         panel = recipe.prepare(panel)
 
@@ -473,7 +495,7 @@ class TiViTClassifier(BaseClassifier):
             if head != "linear":
                 raise ValueError(f"fuse_with weights the blocks for the linear head; head={head!r} would undo it")
             self.fuse_ = _clone(self.fuse_with)
-            fused_panel = _fusion_panel(_to_panel(X), recipe, None)
+            fused_panel = _fusion_panel(_to_panel(X, recipe.missing), recipe, None)
             self.fusion_length_ = fused_panel.shape[2]
             other = _fused_features(self.fuse_, self.fuse_.fit_transform(fused_panel), len(fused_panel))
             blocks = [features, other[self.fit_index_]]
@@ -488,15 +510,15 @@ class TiViTClassifier(BaseClassifier):
 
     def _features(self, X):
         recipe = _Recipe(self)
-        panel = _check_channels(_to_panel(X), getattr(self, "n_channels_", None))
+        panel = _check_channels(_to_panel(X, recipe.missing), getattr(self, "n_channels_", None))
         panel = recipe.prepare(panel, self.n_timepoints_ if recipe.unequal_length != "own-length" else None)
         emb = recipe.extract(self, _encoder_of(self, recipe), panel, self.layers_)
         if self.mode_ == "mix":
             return emb.values
         features = emb.values.reshape(emb.n, -1)
         if self.fuse_ is not None:
-            other = _fused_features(self.fuse_, self.fuse_.transform(_fusion_panel(_to_panel(X), recipe,
-                                                                                      self.fusion_length_)), emb.n)
+            fused_panel = _fusion_panel(_to_panel(X, recipe.missing), recipe, self.fusion_length_)
+            other = _fused_features(self.fuse_, self.fuse_.transform(fused_panel), emb.n)
             features = self.block_scaler_.transform([features, other])
         return features
 
@@ -671,7 +693,7 @@ class TiViTTransformer(BaseTransformer):
         self.layers_ = resolve_layers(layers, encoder.depth)
         check_pool(recipe.pool, encoder.has_cls)
         recipe.renderer_config()  # fail at fit on a bad renderer, not at transform
-        panel, self.n_timepoints_ = _training_panel(X)
+        panel, self.n_timepoints_ = _training_panel(X, recipe.missing)
         self.n_channels_ = int(panel.shape[1])
         return self
 
@@ -680,7 +702,8 @@ class TiViTTransformer(BaseTransformer):
 
         recipe = _Recipe(self)
         length = self.n_timepoints_ if recipe.unequal_length != "own-length" else None
-        panel = recipe.prepare(_check_channels(_to_panel(X), getattr(self, "n_channels_", None)), length)
+        panel = _check_channels(_to_panel(X, recipe.missing), getattr(self, "n_channels_", None))
+        panel = recipe.prepare(panel, length)
         emb = recipe.extract(self, _encoder_of(self, recipe), panel, self.layers_)
         columns = [f"layer{k}_{j}" for k in emb.layers for j in range(emb.dim)]
         # rows keep the input's instance ids, so a FeatureUnion (`+`) aligns them with other features
