@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tivit.cache import CacheWarning, EmbeddingCache, cache_key, cache_root, data_digest
+from tivit.cache import CacheWarning, EmbeddingCache, as_stored, cache_key, cache_root, data_digest
 
 
 def _config():
@@ -56,9 +56,13 @@ def test_chunks_round_trip_in_float16(tmp_path):
 
 def test_values_beyond_float16_are_stored_in_float32(tmp_path):
     entry = EmbeddingCache(tmp_path).open("cd" * 32, [1], n=2, chunk_size=2, config=_config())
-    values = np.array([[[1e6, 1.0]], [[2.0, 3.0]]], dtype=np.float32)
-    np.testing.assert_array_equal(entry.write_chunk(0, values), values)
-    np.testing.assert_array_equal(entry.read_chunk(0), values)
+    values = np.array([[[1e6, 1.0]], [[2.0, 3.1]]], dtype=np.float32)
+    # every other value is rounded as float16 all the same: a value's rounding never depends on
+    # the rest of its chunk (the layers asked for with it, where a chunk boundary falls)
+    want = np.array([[[1e6, 1.0]], [[2.0, np.float16(3.1)]]], dtype=np.float32)
+    np.testing.assert_array_equal(entry.write_chunk(0, values), want)
+    np.testing.assert_array_equal(entry.read_chunk(0), want)
+    np.testing.assert_array_equal(as_stored(values[1:]), want[1:])
 
 
 def test_corrupt_chunk_is_reported_and_removed(tmp_path):

@@ -101,6 +101,43 @@ def test_random_weights_are_labelled(enc, X, tmp_path):
     assert back.layers == emb.layers and back.random_weights
 
 
+def test_saved_embeddings_keep_their_extras_and_bad_files_are_named(enc, X, tmp_path):
+    """load dropped the labels tivit embed saves, gave raw zip/KeyError/pickle errors for files it did
+    not write, and == between two Embeddings raised."""
+    import json
+
+    from tivit._atomic import CorruptFileError
+
+    emb = extract(X[:3], "tivit", enc, layers=[1, 2], cache_dir=False)
+    path = tmp_path / "e.npz"
+    emb.save(path, y=np.array(["a", "b", "a"]))
+    back = Embeddings.load(path)
+    assert list(back.extra["y"]) == ["a", "b", "a"] and back.config["versions"]["tivit"]
+    assert back.select([2]).extra.keys() == {"y"}
+    back.save(tmp_path / "again.npz")  # the extras travel on
+    assert list(Embeddings.load(tmp_path / "again.npz").extra["y"]) == ["a", "b", "a"]
+    assert (back == back) and not (back == emb)  # identity, not an element-wise comparison
+    with pytest.raises(TypeError, match="hold Python objects"):
+        emb.save(tmp_path / "p.npz", y=np.array(["a", 1], dtype=object))
+    bad = {
+        "cut.npz": path.read_bytes()[:200],
+        "text.npz": b"not an archive",
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    np.savez(tmp_path / "foreign.npz", a=np.ones(3))
+    np.save(tmp_path / "single.npy", np.ones(3))
+    np.savez(tmp_path / "list.npz", values=emb.values, layers=np.array([1, 2]), config=np.asarray(json.dumps([1])))
+    for name in ("cut.npz", "text.npz", "foreign.npz", "single.npy", "list.npz"):
+        with pytest.raises(CorruptFileError, match=f"{name} is not an embeddings file written by tivit"):
+            Embeddings.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        Embeddings.load(tmp_path / "missing.npz")
+    for wrong, err in (([], ValueError), ([1, 1], ValueError), ("12", TypeError)):
+        with pytest.raises(err):
+            emb.select(wrong)
+
+
 def test_embeddings_select_and_layer(enc, X):
     emb = extract(X[:2], "tivit", enc, layers="all", cache_dir=False)
     np.testing.assert_array_equal(emb.layer(2), emb.values[:, 1])

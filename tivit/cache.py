@@ -36,7 +36,7 @@ import numpy as np
 
 from tivit._atomic import atomic_write_bytes, atomic_write_json, sweep_temporaries
 
-FORMAT = 1  # bump when the meaning of stored values changes
+FORMAT = 2  # bump when the meaning of stored values changes (2: each value rounded on its own, as_stored)
 # The key also holds tivit's version (tivit/__init__.py, pyproject.toml): raise it with any change to a
 # renderer's or an encoder's numbers, so that no cache serves embeddings made before the change.
 _FLOAT16_MAX = 65000.0
@@ -79,15 +79,23 @@ def _sha256(data: bytes) -> str:
 
 
 def _storage_dtype(values: np.ndarray) -> type:
-    """float16, unless a value would overflow it."""
+    """float16, unless a value would overflow it (the chunk is then float32, holding the values of
+    :func:`as_stored`)."""
     big = values.size and float(np.nanmax(np.abs(values))) > _FLOAT16_MAX
     return np.float32 if big else np.float16
 
 
 def as_stored(values: np.ndarray) -> np.ndarray:
     """``values`` (float32) as a cache chunk holds them: what :func:`tivit.embed.extract` returns
-    without a cache too, so that caching never changes the numbers."""
-    return np.asarray(values).astype(_storage_dtype(values)).astype(np.float32)
+    without a cache too, so that caching never changes the numbers.
+
+    Each value is rounded to float16 on its own, except one beyond float16's range, which stays
+    float32: a value's rounding never depends on the other values of its chunk (the layers asked for
+    with it, or where a chunk boundary falls)."""
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # those beyond float16 are kept from values below
+        rounded = values.astype(np.float16).astype(np.float32)
+    return np.where(np.abs(values) > _FLOAT16_MAX, values, rounded)
 
 
 def _remove(path: Path) -> None:
@@ -148,7 +156,7 @@ class CacheEntry:
         expected = (rows.stop - rows.start, len(self.layers))
         if values.shape[:2] != expected:
             raise ValueError(f"chunk {chunk} must have shape {expected} + (D,), got {values.shape}")
-        stored = np.ascontiguousarray(values, dtype=_storage_dtype(values))
+        stored = np.ascontiguousarray(as_stored(values), dtype=_storage_dtype(values))
         buffer = io.BytesIO()
         np.save(buffer, stored, allow_pickle=False)
         data = buffer.getvalue()

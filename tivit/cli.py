@@ -375,6 +375,7 @@ def embed(
     if not _is_main_rank():
         return
     try:
+        emb.config.update(dataset=dataset, split=split)
         emb.save(out, y=y, split=which)
     except OSError as err:
         _write_error(out, err)

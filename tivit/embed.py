@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_CHUNK = 256  # series per cache chunk: the unit of resume and of multi-device work
 
 
-@dataclass
+@dataclass(eq=False)  # arrays inside: == would compare them element by element and fail
 class Embeddings:
     """Pooled hidden states of several layers for a panel of series.
 
@@ -47,17 +47,21 @@ class Embeddings:
         values: float32 ``(n, len(layers), channels * width)``.
         layers: layer numbers (0 = token embedding, k = output of block k): ascending from
             :func:`extract`, in the order given after :meth:`select`.
-        config: how they were made (renderer, encoder identity, weights, pool, norm, ...).
+        config: how they were made (renderer, encoder identity, weights, pool, norm, versions...).
         random_weights: True when the encoder had random weights: such numbers mean nothing about
             a pretrained model, and every printout says so.
+        extra: per-series arrays saved alongside (``tivit embed`` writes ``y``, the labels, and
+            ``split``); :meth:`load` reads them back and :meth:`save` writes them again.
     """
 
     values: np.ndarray
     layers: tuple[int, ...]
     config: dict = field(default_factory=dict)
     random_weights: bool = False
+    extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
         self.layers = tuple(int(k) for k in self.layers)
         if self.values.ndim != 3 or self.values.shape[1] != len(self.layers):
             raise ValueError(f"values must be (n, {len(self.layers)}, d), got {self.values.shape}")
@@ -87,13 +91,20 @@ class Embeddings:
 
     def select(self, layers: int | Iterable[int]) -> "Embeddings":
         """The same embeddings restricted to ``layers`` (which must have been extracted), in the order given."""
+        if isinstance(layers, str):
+            raise TypeError(f"layers must be layer numbers, got the string {layers!r}")
         wanted = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        if not wanted:
+            raise ValueError("select() needs at least one layer")
+        if len(set(wanted)) != len(wanted):
+            raise ValueError(f"layers {wanted} repeat a layer")
         missing = [k for k in wanted if not isinstance(k, (bool, np.bool_)) and k not in self.layers]
         if missing:
             raise KeyError(f"layers {missing} were not extracted; available: {list(self.layers)}")
         idx = [self._index(k) for k in wanted]
         config = dict(self.config, layers=[int(k) for k in wanted]) if "layers" in self.config else dict(self.config)
-        return Embeddings(self.values[:, idx], tuple(int(k) for k in wanted), config, self.random_weights)
+        return Embeddings(self.values[:, idx], tuple(int(k) for k in wanted), config, self.random_weights,
+                          dict(self.extra))
 
     def __repr__(self) -> str:
         label = " RANDOM WEIGHTS" if self.random_weights else ""
@@ -105,30 +116,58 @@ class Embeddings:
 
         Args:
             path: target file.
-            **extra: more arrays to store alongside (e.g. ``y=labels``); :meth:`load` ignores them.
+            **extra: more arrays to store alongside (e.g. ``y=labels``), added to :attr:`extra`;
+                numbers or strings (the file holds no pickles: it loads with ``allow_pickle=False``).
         """
         import io
         import json
 
+        extra = {**self.extra, **extra}
         reserved = {"values", "layers", "config", "random_weights"} & set(extra)
         if reserved:
             raise ValueError(f"extra arrays may not be named {sorted(reserved)}")
+        arrays = {name: np.asarray(value) for name, value in extra.items()}
+        pickled = sorted(name for name, value in arrays.items() if value.dtype.hasobject)
+        if pickled:
+            raise TypeError(f"extra arrays {pickled} hold Python objects, which .npz stores as pickles; "
+                            "give numbers or strings (np.asarray(labels).astype(str))")
         buffer = io.BytesIO()
         config = json.dumps({**self.config, "random_weights": self.random_weights}, sort_keys=True, default=str)
         np.savez(buffer, values=self.values, layers=np.asarray(self.layers), config=np.asarray(config),
-                 random_weights=np.asarray(self.random_weights), **extra)
+                 random_weights=np.asarray(self.random_weights), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
         sweep_temporaries(Path(path).parent, Path(path).name)  # of an earlier save that was killed
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Embeddings":
-        """Read a file written by :meth:`save`."""
-        import json
+        """Read a file written by :meth:`save` (its extra arrays into :attr:`extra`).
 
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
-            return cls(data["values"].astype(np.float32), tuple(data["layers"].tolist()), config,
-                       bool(config.get("random_weights", False)))
+        Raises:
+            CorruptFileError: the file is not one :meth:`save` wrote, or it was cut short or changed.
+        """
+        import json
+        import zipfile
+
+        from tivit._atomic import CorruptFileError
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("a single .npy array, not an .npz archive")
+                missing = sorted({"values", "layers", "config"} - set(data.files))
+                if missing:
+                    raise ValueError(f"no {', '.join(missing)} in it")
+                config = json.loads(str(data["config"]))
+                if not isinstance(config, dict):
+                    raise ValueError("its config is not a JSON object")
+                extra = {name: data[name] for name in data.files
+                         if name not in ("values", "layers", "config", "random_weights")}
+                return cls(data["values"], tuple(data["layers"].tolist()), config,
+                           bool(config.get("random_weights", False)), extra)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise CorruptFileError(f"{path} is not an embeddings file written by tivit ({err})") from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +387,7 @@ def extract(
         "norm": bool(norm),
         "data_sha256": data_digest(X),
         "data_shape": list(X.shape),
+        "versions": _versions(),
     }
     key_encoder = {k: v for k, v in identity.items() if k not in ("path", "name")}
     key = cache_key({**{k: config[k] for k in ("renderer", "precision", "pool", "norm", "data_sha256")},
