@@ -449,6 +449,8 @@ def test_labels_follow_the_declared_class_list_in_every_format(tmp_path):
     assert list(read_split(ts)[1]) == ["up", "Flat"]
     both = _ts(tmp_path / "C_TEST.ts", "1,2,3:A\n4,5,6:a\n", header="@classLabel true A a")
     assert list(read_split(both)[1]) == ["A", "a"]  # declared as two classes: two classes
+    numeric = _ts(tmp_path / "N_TEST.ts", "1,2,3:1.0\n4,5,6:2\n", header="@classLabel true 1 2.0")
+    assert list(read_split(numeric)[1]) == ["1", "2"]  # numbers compare by value, as everywhere
     with pytest.raises(DatasetError, match=r"series 0 \('Aa'\) have labels"):
         read_split(_ts(tmp_path / "C_TEST.ts", "1,2,3:Aa\n", header="@classLabel true A a"))
 

@@ -28,12 +28,12 @@ ThreadsOption = typer.Option(
     help="CPU threads for torch and the BLAS (default: torch's, all cores); lower it when jobs share a machine.",
 )
 
-PrecisionOption = typer.Option(
-    "auto", "--precision",
-    help="Encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU; fp32 everywhere under --preset paper), "
-    "fp32, bf16 or fp16. On a CPU with "
-    "bf16 units (AVX512-BF16/AMX) bf16 runs about 3x faster than fp32; embeddings move by about 0.5%.",
-)
+_PRECISION_HELP = ("Encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU{paper}), fp32, bf16 or fp16. On a "
+                   "CPU with bf16 units (AVX512-BF16/AMX) bf16 runs about 3x faster than fp32; embeddings move by "
+                   "about 0.5%.")
+PrecisionOption = typer.Option("auto", "--precision",
+                               help=_PRECISION_HELP.format(paper="; fp32 everywhere under --preset paper"))
+SearchPrecisionOption = typer.Option("auto", "--precision", help=_PRECISION_HELP.format(paper=""))
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -421,7 +421,7 @@ def search(
     batch_size: str = typer.Option("auto", help="Images per forward pass, or auto."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda if available)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    precision: str = PrecisionOption,
+    precision: str = SearchPrecisionOption,
     data_dir: Optional[Path] = DataDirOption,
     threads: Optional[int] = ThreadsOption,
 ) -> None:

@@ -479,6 +479,9 @@ def _declared_labels(path: Path, allowed: list[str] | None, labels: list[str], w
     """
     if allowed is None:
         return labels
+    # numbers compare by value, as everywhere in tivit: '1.0' in the data is the declared '1'
+    allowed = [_label_text(word) for word in allowed]
+    labels = [_label_text(label) for label in labels]
     exact = set(allowed)
     folded: dict[str, list[str]] = {}
     for word in allowed:
