@@ -254,6 +254,10 @@ def test_bench_input_errors(tmp_path):
         _open_out_dir(tmp_path, BenchConfig().to_dict(), resume=True)
     # the precision asked for may differ: the resolved one is compared once the encoder is loaded
     _open_out_dir(tmp_path, BenchConfig(search_trials=0, precision="bf16").to_dict(), resume=True)
+    # results of another tivit version: their numbers may differ, one table holds one version's
+    (tmp_path / "config.json").write_text(json.dumps({"config": legacy, "versions": {"tivit": "0.0.1"}}))
+    with pytest.raises(BenchError, match=r"holds results of tivit 0\.0\.1, and this is tivit"):
+        _open_out_dir(tmp_path, BenchConfig(search_trials=0).to_dict(), resume=True)
     with pytest.raises(ValueError, match="unknown baseline 'rocket'"):
         BenchConfig(baselines=("rocket",))
     with pytest.raises(BenchError, match="archive"):

@@ -33,6 +33,6 @@ Example (a tiny random-weights encoder, offline; results are labelled random wei
 With pretrained weights: ``TiViTClassifier(encoder="clip-h14", layer=14)`` (the published setting).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = ["__version__"]

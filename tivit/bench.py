@@ -591,6 +591,12 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | Non
             f"--resume: {out_dir} holds a run with different settings ({', '.join(diff)}); "
             "use the same settings or another --out"
         )
+    from tivit import __version__
+
+    was = (old.get("versions") or {}).get("tivit") if isinstance(old.get("versions"), dict) else None
+    if was is not None and was != __version__:  # its numbers may differ: one table, one version
+        raise BenchError(f"--resume: {out_dir} holds results of tivit {was}, and this is tivit {__version__}, "
+                         f"whose numbers may differ; finish that run with tivit {was}, or start another --out")
     runs = out_dir / RUNS_FILE
     try:
         records = run_records(out_dir)  # every line whole and tivit's, before any dataset is computed
