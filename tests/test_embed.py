@@ -133,6 +133,8 @@ def test_saved_embeddings_keep_their_extras_and_bad_files_are_named(enc, X, tmp_
             Embeddings.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):
         Embeddings.load(tmp_path / "missing.npz")
+    with pytest.raises(IsADirectoryError):  # not about the content: passed on as it is
+        Embeddings.load(tmp_path)
     for wrong, err in (([], ValueError), ([1, 1], ValueError), ("12", TypeError)):
         with pytest.raises(err):
             emb.select(wrong)

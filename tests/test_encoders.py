@@ -176,6 +176,11 @@ def test_an_image_side_the_patches_do_not_tile():
     with pytest.warns(UserWarning, match=r"reads only the first 216 pixels"):
         enc = load_encoder("vit_tiny_patch16_224", weights="random", patch_size=12, depth=1, embed_dim=32, num_heads=2)
     assert enc.input_size == 224
+    # an encoder fitted and pickled before the check rebuilds as it was, with the warning
+    identity = {"name": "dinov2-s", "timm_name": "vit_small_patch14_dinov2.lvd142m", "weights": "random", "seed": 0,
+                "timm_kwargs": {"img_size": 64, "depth": 2}, "random_weights": True}
+    with pytest.warns(UserWarning, match=r"reads only the first 56 pixels"):
+        assert load_encoder_from_identity(identity).input_size == 64
 
 
 def test_resolve_layers():

@@ -194,17 +194,21 @@ def test_fits_in_threads_give_what_they_give_alone():
                 np.testing.assert_array_equal(fit.result().predict_proba(X), want)
 
 
-def test_mlp_validates_whenever_a_stratified_split_exists_and_says_when_none_does():
+def test_mlp_says_when_no_validation_split_holds_every_class():
     """Three classes of three: 20 % of 9 rounds to 2 validation samples, fewer than the classes, and
-    early stopping was silently off although a split of one per class exists."""
+    early stopping was silently off. It stays off there (holding out a third of such a set costs more
+    than early stopping gains), with a warning; a fraction that holds every class validates."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(9, 4)).astype(np.float32)
     y = np.repeat(["a", "b", "c"], 3)
-    head = HeadClassifier("mlp", max_epochs=400, patience=2).fit(X, y)
-    assert np.isfinite(head.module_.best_loss) and head.n_iter_ < 400
-    with pytest.warns(UserWarning, match="a class has a single training sample.*early stopping is off"):
-        head = HeadClassifier("mlp", max_epochs=4).fit(X[:7], y[:7])  # class "c" has one sample
+    with pytest.warns(UserWarning, match=r"no stratified validation split of validation_fraction=0.2 holds every "
+                                         r"class \(9 samples, 3 classes, the smallest of 3\); early stopping is off"):
+        head = HeadClassifier("mlp", max_epochs=4).fit(X, y)
     assert head.n_iter_ == 4
+    head = HeadClassifier("mlp", max_epochs=400, patience=2, validation_fraction=0.34).fit(X, y)
+    assert np.isfinite(head.module_.best_loss) and head.n_iter_ < 400
+    with pytest.warns(UserWarning, match="the smallest of 1"):
+        HeadClassifier("mlp", max_epochs=4).fit(X[:7], y[:7])  # class "c" has one sample
 
 
 def test_heads_report_what_they_did(tmp_path):
@@ -228,6 +232,8 @@ def test_heads_report_what_they_did(tmp_path):
     for key in ("devices", "strategy", "num_nodes", "limit_val_batches"):
         with pytest.raises(ValueError, match=f"trainer_kwargs sets {key!r}: a head is fitted in memory"):
             HeadClassifier(trainer_kwargs={key: 2}).fit(X, y)
+    for one in (1, "1"):  # which one device a head runs on stays the user's choice (devices=[1] on a GPU)
+        HeadClassifier(trainer_kwargs={"devices": one}).fit(X, y)
 
 
 def test_trainer_kwargs_turn_logs_and_checkpoints_on_when_asked(tmp_path):

@@ -216,12 +216,27 @@ def test_a_nan_in_the_last_row_of_a_dataframe_series_is_a_missing_value():
     frame = pd.DataFrame({"c0": X_test[:, 0].ravel()},
                          index=pd.MultiIndex.from_product([range(len(X_test)), range(X_test.shape[2])]))
     strict = TiViTClassifier(**TINY, layer=2, missing="error").fit(X_train, y_train)
-    with pytest.raises(ValueError, match=r"missing values \(NaN in a row of a series\) but missing='error'"):
+    with pytest.raises(ValueError, match=r"missing values \(a series' last 1 rows hold no value\) but missing='error'"):
         strict.predict(frame)
     filled = X_test.copy()
     filled[0, 0, -1] = filled[0, 0, -2]  # the nearest value, at the end of a series that has that row
     clf = TiViTClassifier(**TINY, layer=2).fit(X_train, y_train)
     np.testing.assert_array_equal(clf.predict_proba(frame), clf.predict_proba(filled))
+
+
+def test_a_shorter_channel_reads_alike_from_numpy_and_dataframes():
+    """sktime's nested format holds channels of different lengths; as a DataFrame the shorter one ends
+    in NaN while the other goes on: a shorter channel, padding as in numpy, not missing values."""
+    import pandas as pd
+
+    X_train, y_train, X_test, _ = _subset(load_dataset("BasicMotions"), 8, 4)
+    X_test = X_test[:, :2].copy()
+    X_test[:, 1, 60:] = np.nan  # channel 1 ends at 60 of 100
+    n, c, t = X_test.shape
+    frame = pd.DataFrame(X_test.transpose(0, 2, 1).reshape(n * t, c), columns=["a", "b"],
+                         index=pd.MultiIndex.from_product([range(n), range(t)]))
+    clf = TiViTClassifier(**TINY, layer=2, missing="error").fit(X_train[:, :2], y_train)
+    np.testing.assert_array_equal(clf.predict_proba(frame), clf.predict_proba(X_test))
 
 
 def test_bad_input_gets_sktime_style_errors():

@@ -39,11 +39,10 @@ def many_classes_expected():
 @contextlib.contextmanager
 def quiet_fold_fit():
     """A head fitted on a cross-validation fold: besides the many-classes warning, the mlp's "no
-    stratified validation split" (a fold's fit part of a set with classes of one or two series),
+    stratified validation split" (a fold's fit part of a set with classes of a few series),
     which would come once per fold and trial and says nothing about the head finally fitted."""
     with many_classes_expected():
-        warnings.filterwarnings("ignore", message="mlp head: a class has a single training sample",
-                                category=UserWarning)
+        warnings.filterwarnings("ignore", message="mlp head: no stratified validation split", category=UserWarning)
         yield
 
 

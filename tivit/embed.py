@@ -164,9 +164,8 @@ class Embeddings:
                          if name not in ("values", "layers", "config", "random_weights")}
                 return cls(data["values"], tuple(data["layers"].tolist()), config,
                            bool(config.get("random_weights", False)), extra)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
+        # OSError (missing, a folder, no permission) is not about the content: it passes as it is
+        except (ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
             raise CorruptFileError(f"{path} is not an embeddings file written by tivit ({err})") from err
 
 

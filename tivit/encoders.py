@@ -24,6 +24,7 @@ model, so every patch is seen (the HF ``ViTMAEModel`` keeps masking in eval mode
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import inspect
 import operator
@@ -686,7 +687,7 @@ def load_encoder(
         shape_only = None if weights == "random" else _weightless(timm_name, kwargs)
         if shape_only is not None:
             _check_family(shape_only, timm_name)
-            _check_grid(shape_only, timm_name, "img_size" in timm_kwargs)
+            _check_grid(shape_only, timm_name, "img_size" in timm_kwargs and not _REBUILDING.get())
         if weights == "random":
             model = _build(timm_name, kwargs, seed)
             weights_label = f"random(seed={int(seed)})"
@@ -707,7 +708,7 @@ def load_encoder(
         raise EncoderError(f"timm rejected the arguments {kwargs} for {timm_name}: {err}") from err
     if shape_only is None:
         _check_family(model, timm_name)
-        _check_grid(model, timm_name, "img_size" in timm_kwargs)
+        _check_grid(model, timm_name, "img_size" in timm_kwargs and not _REBUILDING.get())
     model.eval().requires_grad_(False).float().to(device)  # fp32 weights whatever torch's default dtype
     resolved = _default_precision(device) if precision == "auto" else precision
     return FrozenEncoder(
@@ -750,6 +751,10 @@ def _check_family(model, timm_name: str) -> None:
         # CaiT, XCiT: blocks without the class token (it joins after them), so no per-layer prefix tokens
         raise EncoderError(f"{timm_name} does not return its prefix tokens per block (CaiT/XCiT-style class "
                            "attention); tivit reads ViT-family models whose blocks carry every token")
+
+
+# set while an identity is rebuilt: an encoder fitted and pickled before the grid check stays loadable
+_REBUILDING: contextvars.ContextVar[bool] = contextvars.ContextVar("tivit_rebuilding", default=False)
 
 
 def _check_grid(model, timm_name: str, size_given: bool) -> None:
@@ -865,9 +870,12 @@ def load_encoder_from_identity(
                 f"weights file {path} changed since it was used (sha256 {sha[:12]} != {str(identity.get('sha256'))[:12]})"
             )
         weights = path
-    enc = load_encoder(identity["name"], weights=weights, device=device, seed=seed, precision=precision,
-                       compile=compile, **identity.get("timm_kwargs", {}))
-    return enc
+    token = _REBUILDING.set(True)
+    try:
+        return load_encoder(identity["name"], weights=weights, device=device, seed=seed, precision=precision,
+                            compile=compile, **identity.get("timm_kwargs", {}))
+    finally:
+        _REBUILDING.reset(token)
 
 
 def describe_encoders() -> list[dict]:

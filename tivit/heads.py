@@ -12,8 +12,9 @@ the layer, the head or its regularisation is cheap. Three kinds:
   L-BFGS history and step, in shared batched products (:mod:`tivit._multinomial`,
   :func:`fit_linear_per_layer`).
 - ``mlp``: one or two hidden layers with dropout, AdamW, early stopping on a stratified
-  validation split; the best epoch's weights are kept (with a class of one sample no such split
-  exists: it then trains ``max_epochs`` epochs and keeps the last, with a warning).
+  validation split; the best epoch's weights are kept (where ``validation_fraction`` of the data
+  cannot hold every class, it trains ``max_epochs`` epochs on all of it and keeps the last, with a
+  warning).
 - ``layer_mix``: softmax weights over layers, then the linear head on the mixed features; the
   learned weights are exposed as ``layer_weights_``.
 
@@ -82,8 +83,9 @@ def _seeded(seed: int) -> Iterator[None]:
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # Trainer(deterministic=True) sets them
     env = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")}
-    # seeding torch seeds every CUDA generator too: theirs are saved and put back as well
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    # seeding torch seeds every CUDA generator too: theirs are saved and put back, where CUDA is
+    # running already (reading a state would start CUDA, and its memory, for a CPU fit)
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda):
         pl.seed_everything(int(seed), workers=False, verbose=False)
         try:
@@ -123,6 +125,16 @@ _OWN_SETTINGS = {"max_epochs": "max_epochs", "accelerator": "accelerator"}  # Tr
 _FIXED_SETTINGS = ("devices", "num_nodes", "strategy", "limit_val_batches")
 
 
+def _one_device(devices: Any) -> bool:
+    """``1``, ``"1"`` or one index (``[1]``: the second GPU); Lightning reads ``"1,"`` as index 1."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices) == 1
+    if isinstance(devices, str):
+        text = devices.strip()
+        return text == "1" or (text.endswith(",") and text[:-1].strip().isdigit())
+    return not isinstance(devices, bool) and devices == 1
+
+
 def _check_trainer_kwargs(trainer_kwargs: dict | None) -> dict:
     """The extra Trainer arguments a user asked for, checked against Lightning's signature."""
     extra = dict(trainer_kwargs or {})
@@ -130,6 +142,8 @@ def _check_trainer_kwargs(trainer_kwargs: dict | None) -> dict:
     for key in extra:
         if key in _OWN_SETTINGS:
             raise ValueError(f"trainer_kwargs sets {key!r}; use the head's own {_OWN_SETTINGS[key]!r} parameter")
+        if key == "devices" and _one_device(extra[key]):
+            continue  # which one device (devices=[1]: the second GPU)
         if key in _FIXED_SETTINGS:
             raise ValueError(f"trainer_kwargs sets {key!r}: a head is fitted in memory on one device, and the mlp "
                              "validates every epoch (validation_fraction sets its share)")
@@ -771,15 +785,17 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
 
         counts = np.bincount(y_idx)
         n, k = len(y_idx), len(counts)
-        # a stratified split holds one sample of every class on each side at least
-        n_val = min(max(int(round(self.validation_fraction * n)), k), n - k)
-        can_validate = counts.min() >= 2
+        n_val = int(round(self.validation_fraction * n))
+        # stratified: every class on both sides; a split that needs more than validation_fraction of
+        # the data (two or three series per class) is not taken, as training on them all pays more
+        can_validate = counts.min() >= 2 and k <= n_val <= n - k
         if can_validate:
             fit_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, stratify=y_idx, random_state=self._seed)
         else:
-            warnings.warn(f"mlp head: a class has a single training sample, so no stratified validation split "
-                          f"exists; early stopping is off and the weights of the last of max_epochs="
-                          f"{int(self.max_epochs)} epochs are kept", UserWarning, stacklevel=3)
+            warnings.warn(f"mlp head: no stratified validation split of validation_fraction={self.validation_fraction:g} "
+                          f"holds every class ({n} samples, {k} classes, the smallest of {counts.min()}); early "
+                          f"stopping is off and the weights of the last of max_epochs={int(self.max_epochs)} epochs "
+                          "are kept", UserWarning, stacklevel=3)
             fit_idx, val_idx = np.arange(n), np.arange(0)
         module = MLPHead(X.shape[1], len(counts), tuple(int(h) for h in _hidden(self.hidden)), self.dropout, self.lr,
                          self.weight_decay)

@@ -67,9 +67,10 @@ def _with_added_params(state: dict) -> dict:
 def _to_panel(X: Any, missing: str = "interpolate") -> np.ndarray:
     """sktime inner data (numpy3D, df-list, pd-multiindex) -> float32 ``(n, c, t)``, NaN tail padding.
 
-    In a numpy panel a NaN tail is padding (a shorter series). In the DataFrame formats a series has
-    as many time points as rows: a NaN there, at the end too, is a missing value, filled (or refused)
-    by the ``missing`` policy before the series is padded."""
+    In a numpy panel a NaN tail is padding (a shorter series or channel). In the DataFrame formats a
+    series has as many time points as rows: its last rows, where no channel has a value, are missing
+    values, filled (or refused) by the ``missing`` policy; a channel that ends before the others is a
+    shorter channel, as sktime's nested format holds them, and padding as in numpy."""
     import pandas as pd
 
     from tivit.data import to_panel
@@ -84,17 +85,22 @@ def _to_panel(X: Any, missing: str = "interpolate") -> np.ndarray:
 
 
 def _own_rows(case: np.ndarray, missing: str) -> np.ndarray:
-    """A DataFrame series ``(c, t)`` whose every row is a time point: its NaN are missing values.
-    Linear interpolation inside, the nearest value at either end, zeros for a channel without any."""
-    gaps = np.isnan(case)
-    if not gaps.any():
-        return case
+    """A DataFrame series ``(c, t)``: rows at its end without any value are time points whose values
+    are missing. Each channel that reaches the last observed row carries its last value on (the
+    nearest value, as :func:`tivit.data.interpolate_missing` fills a start); NaN inside a channel are
+    left to the ``missing`` policy of the panel, as in numpy input."""
+    from tivit.data import channel_lengths
+
+    lengths = channel_lengths(case[None])[0]
+    observed = int(lengths.max(initial=0))
+    if observed in (0, case.shape[1]):
+        return case  # nothing missing at the end (or nothing observed: refused later as an empty series)
     if missing == "error":
-        raise ValueError("the data has missing values (NaN in a row of a series) but missing='error'; use "
-                         "missing='interpolate'")
-    for row, gap in zip(case, gaps):
-        seen = np.flatnonzero(~gap)
-        row[gap] = np.interp(np.flatnonzero(gap), seen, row[seen]) if seen.size else 0.0
+        raise ValueError(f"the data has missing values (a series' last {case.shape[1] - observed} rows hold no "
+                         "value) but missing='error'; use missing='interpolate'")
+    for row, length in zip(case, lengths):
+        if length == observed:
+            row[observed:] = row[observed - 1]
     return case
 
 
