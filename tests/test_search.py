@@ -623,3 +623,91 @@ def test_one_study_runs_in_one_process_at_a_time(tmp_path):
             search_layer(X, y, n_trials=2, storage=url, study_name="s", resume=True)
         assert search_layer(X, y, n_trials=2, storage=url, study_name="other", n_splits=3).n_trials == 2
     assert search_layer(X, y, n_trials=2, storage=url, study_name="s", n_splits=3).n_trials == 2
+
+
+def test_storage_guards_name_the_study_file_and_not_its_url(tmp_path, monkeypatch):
+    """The per-study lock was keyed on the URL text ('?timeout=30' or a link ran two processes on one
+    study); a folder it could not write in was a traceback; a missing server driver was a raw
+    ImportError, and a server URL's password went into results and messages."""
+    import tivit._lock
+    from tivit.search import _rdb_storage, _storage_label, study_lock
+
+    db = tmp_path / "s.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(db)
+    with study_lock(f"sqlite:///{db}", "s"):
+        for other in (f"sqlite:///{db}?timeout=30", f"sqlite:///{link}"):
+            with pytest.raises(SearchError, match="is being run by another process"):
+                with study_lock(other, "s"):
+                    pass
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".s.db.lock"))
+
+    monkeypatch.setattr(tivit._lock, "held", unwritable)
+    with pytest.raises(SearchError, match="cannot use the study storage .*Permission denied"):
+        with study_lock(f"sqlite:///{db}", "s"):
+            pass
+    assert _storage_label("postgresql://me:secret@db.example/x") == "postgresql://me:***@db.example/x"
+    with pytest.raises(SearchError, match=r"cannot open the study storage postgresql://me:\*\*\*@") as err:
+        _rdb_storage("postgresql://me:secret@localhost:1/x")
+    assert "secret" not in str(err.value)
+
+
+def test_a_study_tivit_did_not_make_is_not_taken_over(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'foreign.db'}"
+    foreign = optuna.create_study(study_name="foreign", storage=storage)
+    foreign.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    X, y = _planted()
+    with pytest.raises(SearchError, match="holds trials that tivit did not make"):
+        search_layer(X, y, n_trials=4, storage=storage, study_name="foreign", resume=True)
+    assert "tivit" not in optuna.load_study(study_name="foreign", storage=storage).user_attrs
+    search_layer(X, y, n_trials=2, storage=storage, study_name="mine", n_splits=3)
+    with pytest.raises(SearchError, match=r"different settings \(prune\)"):  # --no-prune on a pruned study
+        search_layer(X, y, n_trials=3, storage=storage, study_name="mine", n_splits=3, prune=False, resume=True)
+
+
+def test_search_results_hold_what_repeating_them_needs_and_the_train_split_alone_keys_them(gunpoint, enc, tmp_path):
+    """normalize and precision were missing from the result; the training data's fingerprint held the
+    padding the test split's width set, so a resume with another test file was refused."""
+    from tivit.search import search
+
+    storage = f"sqlite:///{tmp_path / 'keys.db'}"
+    result = search(TrainOnly(gunpoint), enc, n_trials=2, n_splits=3, score_test=False, cache_dir=False,
+                    storage=storage, study_name="k", normalize=True)
+    assert result.to_dict()["normalize"] is True and result.to_dict()["precision"] == enc.precision
+    wide = TrainOnly(gunpoint)
+    wide.X_train = np.concatenate([gunpoint.X_train, np.full(gunpoint.X_train.shape[:2] + (30,), np.nan,
+                                                             np.float32)], axis=2)
+    again = search(wide, enc, n_trials=3, n_splits=3, score_test=False, cache_dir=False, storage=storage,
+                   study_name="k", normalize=True, resume=True)
+    assert again.n_trials == 3
+
+
+def test_importances_are_drawn_with_conditional_parameters(tmp_path, monkeypatch):
+    """fANOVA refuses parameters some trials lack (C of linear heads only): the plot was always blank."""
+    import optuna
+
+    from tivit.search_plots import plot_search
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        head = trial.suggest_categorical("head", ["linear", "mlp"])
+        layer = trial.suggest_int("layer", 1, 6)
+        c = trial.suggest_float("C", 1e-3, 1e3, log=True) if head == "linear" else 1.0
+        return layer / 6 + 0.01 * np.log10(c)
+
+    study.optimize(objective, n_trials=12)
+    seen = []
+    original = optuna.importance.get_param_importances
+
+    def spy(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    plot_search(study, tmp_path)
+    assert seen and set(seen[0]) == {"head", "layer"}

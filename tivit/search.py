@@ -29,6 +29,7 @@ import inspect
 import json
 import logging
 import math
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -409,9 +410,9 @@ def _rdb_storage(url: str) -> "optuna.storages.RDBStorage":
 
     try:
         storage = optuna.storages.RDBStorage(url)
-    except (SQLAlchemyError, OSError, ValueError) as err:  # a folder that does not exist, a server that is down
+    except (SQLAlchemyError, OSError, ValueError, ImportError) as err:  # no such folder, server down, no driver
         reason = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise SearchError(f"cannot open the study storage {url!r}: {reason}") from err
+        raise SearchError(f"cannot open the study storage {_storage_label(url)}: {reason}") from err
     if url.startswith("sqlite:") and ":memory:" not in url:  # disposing would drop an in-memory database
         from sqlalchemy import event
 
@@ -432,7 +433,8 @@ def study_lock(storage: Any, study_name: str):
 
     path = None
     if isinstance(storage, str) and storage.startswith("sqlite:///") and ":memory:" not in storage:
-        path = Path(storage[len("sqlite:///"):]).expanduser()
+        # the file itself, however named: '?timeout=30' or a link to it must find the same lock
+        path = Path(storage[len("sqlite:///"):].split("?", 1)[0]).expanduser().resolve()
     if path is None or not path.parent.is_dir():  # a folder that does not exist: open_study says so
         yield
         return
@@ -441,7 +443,11 @@ def study_lock(storage: Any, study_name: str):
         return SearchError(f"study {study_name!r} in {storage} is being run by another process (pid {owner}); "
                            "wait for it to finish, or choose another study name")
 
-    with held(lock, busy):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(held(lock, busy))
+        except OSError as err:  # a folder it cannot write in (the database could not be written either)
+            raise SearchError(f"cannot use the study storage {_storage_label(storage)}: {err}") from err
         yield
 
 
@@ -484,11 +490,15 @@ def open_study(
             f"study {study_name!r} already exists in {_storage_label(storage)}; "
             "pass resume=True (--resume) to continue it, or choose another study name"
         ) from None
-    meta = json.loads(json.dumps(meta, default=str))  # as the storage will hand it back
+    # pruning changes which trials finish, and so what the sampler learns from: one study, one setting
+    meta = json.loads(json.dumps({**meta, "prune": bool(prune)}, default=str))  # as the storage hands it back
     old = durable.user_attrs.get("tivit")
-    for later in ("precision", "train_sha256"):
+    for later in ("precision", "train_sha256", "prune"):
         if isinstance(old, dict) and later in meta:
             old = {later: meta[later], **old}  # studies from before it was recorded did not say
+    if old is None and durable.get_trials(deepcopy=False):
+        raise SearchError(f"study {study_name!r} in {_storage_label(storage)} holds trials that tivit did not make "
+                          "(no tivit settings are recorded in it); choose another study name")
     if old is None:
         durable.set_user_attr("tivit", meta)
     elif old != meta:
@@ -752,7 +762,9 @@ class SearchResult:
         embedding_passes: embedding passes over the training split in this call.
         layer_scores: best CV accuracy per layer over completed trials.
         encoder: the encoder's identity; weights: its weights label; random_weights: flag.
-        study_name, storage, seed, space, n_folds: how to find and repeat the study.
+        study_name, storage, seed, space, n_folds: how to find and repeat the study (a server
+            URL's password masked); normalize, precision: the embeddings' L2 normalisation and the
+            encoder's precision, which the best configuration needs to be repeated.
         plots: PNG files written.
     """
 
@@ -778,6 +790,8 @@ class SearchResult:
     space: dict
     n_folds: int
     plots: list[str] = field(default_factory=list)
+    normalize: bool = False
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         """Plain JSON-able values, with the random-weights label when it applies."""
@@ -971,7 +985,8 @@ def search(
     meta = {
         "dataset": name,
         "n_train": int(len(y_train)),
-        "train_sha256": _train_digest(X_train, y_train),
+        # cut after the longest training series: a loaded panel's width is the longer split's
+        "train_sha256": _train_digest(panel[..., :length], y_train),
         "encoder": enc.identity(),
         "precision": enc.precision,
         "space": space.to_dict(),
@@ -1010,7 +1025,8 @@ def search(
         seconds=seconds, embed_seconds=store.seconds, test_seconds=test_seconds, embedding_passes=store.passes,
         layer_scores=layer_scores(study), encoder=enc.identity(), weights=enc.weights,
         random_weights=enc.random_weights, study_name=study_name, storage=_storage_label(storage),
-        seed=int(seed), space=space.to_dict(), n_folds=len(folds),
+        seed=int(seed), space=space.to_dict(), n_folds=len(folds), normalize=bool(normalize),
+        precision=enc.precision,
     )
     if plots_dir is not None:
         from tivit.search_plots import plot_search
@@ -1030,6 +1046,8 @@ def _complete():
 
 
 def _storage_label(storage: Any) -> str | None:
+    """The storage as results and messages name it: a server URL's password is masked."""
     if storage is None:
         return None
-    return storage if isinstance(storage, str) else getattr(storage, "url", type(storage).__name__)
+    text = storage if isinstance(storage, str) else str(getattr(storage, "url", type(storage).__name__))
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", text)

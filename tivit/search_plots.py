@@ -59,7 +59,7 @@ def plot_search(study: "optuna.Study", out_dir: str | Path, *, title: str = "", 
         best = layer_scores(study)
         ax.plot(list(best), list(best.values()), "o-", color="C3", label="best per layer")
         ax.set_xticks(sorted(set(xs)))
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8, framealpha=0.7)
     else:
         ax.text(0.5, 0.5, "no completed trial with a layer", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("layer (output of block k)")
@@ -72,6 +72,9 @@ def plot_search(study: "optuna.Study", out_dir: str | Path, *, title: str = "", 
     ax = fig.subplots()
     importances: dict[str, float] = {}
     varying = {k for t in done for k in t.params if len({str(u.params.get(k)) for u in done}) > 1}
+    # fANOVA reads parameters every trial has: conditional ones (C of linear heads only, a renderer's
+    # own parameters) are left out, or it refuses them all
+    varying = {k for k in varying if all(k in t.params for t in done)}
     if len(done) >= 3 and len(varying) >= 2:
         import optuna
 
@@ -84,7 +87,8 @@ def plot_search(study: "optuna.Study", out_dir: str | Path, *, title: str = "", 
         ax.barh(names, [importances[n] for n in names], color="C0")
         ax.set_xlabel("importance (fANOVA, share of variance)")
     else:
-        ax.text(0.5, 0.5, "importances need >= 3 completed trials\nand >= 2 varying parameters",
+        ax.text(0.5, 0.5, "importances need >= 3 completed trials and >= 2 varying\n"
+                "parameters that every trial has (conditional ones are left out)",
                 ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"{title} parameter importances{mark}".strip())
     paths.append(atomic_write_bytes(out_dir / "importances.png", _png(fig)))
@@ -106,7 +110,7 @@ def plot_search(study: "optuna.Study", out_dir: str | Path, *, title: str = "", 
     if pruned:
         ax.scatter(*zip(*pruned), s=12, color="0.6", marker="x", label="pruned (last fold mean)")
     if comp or pruned:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8, framealpha=0.7)
     ax.set_xlabel("trial")
     ax.set_ylabel("CV accuracy (train)")
     ax.set_title(f"{title} optimisation history{mark}".strip())
