@@ -340,7 +340,8 @@ def _evaluate_dataset(ds: Any, encoder: Any, config: BenchConfig, *, batch_size:
         if smallest < 2 and len(set(choice.scores.values())) == 1 and len(layers) > 1:
             # classes of one series (Fungi): a held-out one is absent from its fold's fit part, so the
             # folds cannot tell the layers apart
-            no_search = ", and no search is run (nothing for it to score)" if config.search_trials and not scorable else ""
+            no_search = (", and no search is run (nothing for it to score)"
+                         if config.search_trials and not scorable else "")
             warnings.warn(f"{ds.name}: every layer scores {next(iter(choice.scores.values())):.3f} in cross-validation "
                           f"on train ({smallest} series in the smallest class): the cv layer is a tie-break, not a "
                           f"choice{no_search}", stacklevel=2)

@@ -792,7 +792,8 @@ class HeadClassifier(ClassifierMixin, BaseEstimator):
         if can_validate:
             fit_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, stratify=y_idx, random_state=self._seed)
         else:
-            warnings.warn(f"mlp head: no stratified validation split of validation_fraction={self.validation_fraction:g} "
+            fraction = self.validation_fraction
+            warnings.warn(f"mlp head: no stratified validation split of validation_fraction={fraction:g} "
                           f"holds every class ({n} samples, {k} classes, the smallest of {counts.min()}); early "
                           f"stopping is off and the weights of the last of max_epochs={int(self.max_epochs)} epochs "
                           "are kept", UserWarning, stacklevel=3)
