@@ -594,7 +594,8 @@ def _open_out_dir(out_dir: Path, config: dict, resume: bool) -> tuple[dict | Non
         )
     from tivit import __version__
 
-    was = (old.get("versions") or {}).get("tivit") if isinstance(old.get("versions"), dict) else None
+    versions = old.get("versions")
+    was = versions.get("tivit") if isinstance(versions, dict) else None
     if was is not None and was != __version__:  # its numbers may differ: one table, one version
         raise BenchError(f"--resume: {out_dir} holds results of tivit {was}, and this is tivit {__version__}, "
                          f"whose numbers may differ; finish that run with tivit {was}, or start another --out")

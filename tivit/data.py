@@ -683,13 +683,9 @@ def _as_panel(X: np.ndarray) -> np.ndarray:
 
 
 def series_lengths(X: np.ndarray) -> np.ndarray:
-    """Each series' own length: one past its last time step where any channel is not NaN."""
-    X = _as_panel(X)
-    observed = ~np.isnan(X).all(axis=1)  # (n, t)
-    if observed.shape[1] == 0:
-        return np.zeros(X.shape[0], dtype=np.int64)
-    last = observed.shape[1] - np.argmax(observed[:, ::-1], axis=1)
-    return np.where(observed.any(axis=1), last, 0).astype(np.int64)
+    """Each series' own length: one past its last time step where any channel is not NaN (the
+    length of its longest channel)."""
+    return channel_lengths(X).max(axis=1, initial=0)
 
 
 def channel_lengths(X: np.ndarray) -> np.ndarray:
@@ -705,14 +701,16 @@ def channel_lengths(X: np.ndarray) -> np.ndarray:
     return np.where(observed.any(axis=2), last, 0).astype(np.int64)
 
 
-def _missing_mask(X: np.ndarray) -> np.ndarray:
+def _missing_mask(X: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
     """NaN that are missing values, not padding: inside a channel's own length, and every value of a
-    channel without any in a series that has some."""
+    channel without any in a series that has some. ``channels``: :func:`channel_lengths` of ``X``."""
     X = _as_panel(X)
+    channels = channel_lengths(X) if channels is None else channels
+    lengths = channels.max(axis=1, initial=0)
     cols = np.arange(X.shape[2])
-    inside = cols[None, None, :] < channel_lengths(X)[:, :, None]
-    empty = (channel_lengths(X) == 0) & (series_lengths(X) > 0)[:, None]
-    inside |= empty[:, :, None] & (cols[None, None, :] < series_lengths(X)[:, None, None])
+    inside = cols[None, None, :] < channels[:, :, None]
+    empty = (channels == 0) & (lengths > 0)[:, None]
+    inside |= empty[:, :, None] & (cols[None, None, :] < lengths[:, None, None])
     return np.isnan(X) & inside
 
 
@@ -728,8 +726,9 @@ def interpolate_missing(X: np.ndarray) -> np.ndarray:
     the series' length. Returns a new float32 array of the same shape.
     """
     X = _as_panel(X).astype(np.float32, copy=True)
-    lengths, channels = series_lengths(X), channel_lengths(X)
-    for i, c in zip(*np.nonzero(_missing_mask(X).any(axis=2))):
+    channels = channel_lengths(X)
+    lengths = channels.max(axis=1, initial=0)
+    for i, c in zip(*np.nonzero(_missing_mask(X, channels).any(axis=2))):
         if channels[i, c] == 0:
             X[i, c, : lengths[i]] = 0.0
             continue

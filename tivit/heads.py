@@ -468,7 +468,7 @@ class MLPHead(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         loss = F.cross_entropy(self(x), y, reduction="sum")
-        self._val_losses.append(torch.stack([loss, torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)]))
+        self._val_losses.append(torch.stack([loss, loss.new_tensor(float(len(y)))]))  # on the loss's device
 
     def on_validation_epoch_end(self) -> None:
         total = torch.stack(self._val_losses).sum(0)
@@ -528,15 +528,18 @@ class LayerMixHead(pl.LightningModule):
         n = z.shape[0]
         opt = self.optimizers()
 
+        def objective():
+            return F.cross_entropy(self._logits(z), y) + self.weight.pow(2).sum() / (2.0 * self.C * n)
+
         def closure():
             opt.zero_grad()
-            loss = F.cross_entropy(self._logits(z), y) + self.weight.pow(2).sum() / (2.0 * self.C * n)
+            loss = objective()
             self.manual_backward(loss)
             return loss
 
         _, self.n_iter = _lbfgs_step(opt, closure)
         with torch.no_grad():  # the step returns its first evaluation's loss: the objective at the start
-            loss = F.cross_entropy(self._logits(z), y) + self.weight.pow(2).sum() / (2.0 * self.C * n)
+            loss = objective()
         self.log("loss", loss, on_step=False, on_epoch=True)
         self.log("lbfgs_iterations", float(self.n_iter), on_step=False, on_epoch=True)
         return loss

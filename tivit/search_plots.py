@@ -71,10 +71,10 @@ def plot_search(study: "optuna.Study", out_dir: str | Path, *, title: str = "", 
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
     importances: dict[str, float] = {}
-    varying = {k for t in done for k in t.params if len({str(u.params.get(k)) for u in done}) > 1}
     # fANOVA reads parameters every trial has: conditional ones (C of linear heads only, a renderer's
     # own parameters) are left out, or it refuses them all
-    varying = {k for k in varying if all(k in t.params for t in done)}
+    shared = set.intersection(*(set(t.params) for t in done)) if done else set()
+    varying = {k for k in shared if len({str(t.params[k]) for t in done}) > 1}
     if len(done) >= 3 and len(varying) >= 2:
         import optuna
 

@@ -18,7 +18,6 @@ not drown the other under the head's L2 penalty.
 
 from __future__ import annotations
 
-import numbers
 import weakref
 from typing import Any
 
@@ -161,11 +160,10 @@ def _check_head_params(head_params: dict | None, mode: str, head: str | None) ->
         if searched:
             raise ValueError(f"layer='auto' searches the mlp head's {list(_SEARCHED_MLP)} with the layer; "
                              f"head_params {searched} would be replaced: give a fixed layer to set them")
-        C = head_params.get("C")
-        # numbers.Real: a grid from np.array([...]) hands numpy scalars
-        if C is not None and not (isinstance(C, numbers.Real) and not isinstance(C, (bool, np.bool_))
-                                  and 0 < C < float("inf")):
-            raise ValueError(f"head_params['C'] must be a positive number, got {C!r}")
+        if head_params.get("C") is not None:  # numpy scalars too: a grid from np.array([...]) hands them
+            from tivit.heads import _check_number
+
+            _check_number("head_params['C']", head_params["C"], lambda v: 0 < v < float("inf"), "a positive number")
     if mode == "mix":
         if head not in (None, "linear"):
             raise ValueError(f"layer='mix' fits a layer_mix head; head={head!r} cannot apply (leave head=None)")
